@@ -1,0 +1,16 @@
+//! recx: RecExplainer rebuilt as a research harness.
+//!
+//! One experiment spec (`spec`) resolves into a hashed plan (`plan`) whose stages (`pipeline`)
+//! run through the runner (`runner`) and record everything in the store (`store`, the only code
+//! that touches sled). Each pipeline stage is a module: `data`, `recommender`, `alignment`,
+//! `llm`. `stats` holds the statistics and touches neither TOML nor sled.
+
+pub mod alignment;
+pub mod data;
+pub mod error;
+pub mod llm;
+pub mod pipeline;
+pub mod recommender;
+pub mod spec;
+
+pub use error::{Error, Result};

@@ -1,0 +1,215 @@
+//! The stage contract: what a pipeline stage declares and what it gets when it runs.
+//!
+//! A stage is a pure function of its settings and its inputs: it reads the artifact folders of
+//! the stages it depends on and writes files into its own output folder. The runner
+//! (`crate::runner`) hashes the settings, decides whether a finished copy exists, and moves the
+//! output into place only when `run` returns `Ok`, so a stage never needs to worry about
+//! half-written outputs or caching.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{Error, Result};
+use crate::spec::RawSpec;
+
+crate::spec_enum! {
+    /// The pipeline's stages, in dependency order.
+    pub enum StageKind ("stage") {
+        Data = "data",
+        Recommender = "recommender",
+        AlignmentData = "alignment-data",
+    }
+}
+
+/// A pipeline stage.
+pub trait Stage: Send + Sync {
+    fn kind(&self) -> StageKind;
+
+    /// The stages whose outputs this one reads.
+    fn deps(&self) -> &'static [StageKind];
+
+    /// Everything that determines this stage's output besides its inputs' hashes: its spec
+    /// section with seeds resolved, plus content hashes of any external files it reads.
+    /// Changing any of it changes the stage hash and therefore reruns the stage.
+    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<serde_json::Value>;
+
+    /// Whether this stage is part of the plan for `spec` (a disabled stage is skipped and so
+    /// are the stages that depend on it).
+    fn enabled(&self, _spec: &RawSpec) -> bool {
+        true
+    }
+
+    /// Computes the outputs into `ctx.out_dir()`.
+    fn run(&self, ctx: &mut StageContext<'_>) -> Result<()>;
+}
+
+/// Receives a stage's measurements; the runner stores them against the stage hash.
+pub trait Recorder {
+    /// A single number, e.g. `ndcg@10` or `users`.
+    fn scalar(&mut self, name: &str, value: f64);
+    /// One point of a step series, e.g. the training loss per epoch.
+    fn series(&mut self, name: &str, step: u64, value: f64);
+    /// One evaluated example's value of a metric (for paired significance tests).
+    fn example(&mut self, metric: &str, example_id: &str, value: f64);
+}
+
+/// An in-memory [`Recorder`]; the runner flushes it to the store when the stage completes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Measurements {
+    pub scalars: BTreeMap<String, f64>,
+    pub series: BTreeMap<String, Vec<(u64, f64)>>,
+    pub examples: BTreeMap<String, Vec<(String, f64)>>,
+}
+
+impl Recorder for Measurements {
+    fn scalar(&mut self, name: &str, value: f64) {
+        self.scalars.insert(name.to_string(), value);
+    }
+
+    fn series(&mut self, name: &str, step: u64, value: f64) {
+        self.series.entry(name.to_string()).or_default().push((step, value));
+    }
+
+    fn example(&mut self, metric: &str, example_id: &str, value: f64) {
+        self.examples
+            .entry(metric.to_string())
+            .or_default()
+            .push((example_id.to_string(), value));
+    }
+}
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Marks the process as interrupted (called from the Ctrl-C handler).
+pub fn request_cancel() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C was pressed.
+pub fn cancel_requested() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+
+/// Returns `Err(Interrupted)` once Ctrl-C was pressed; long loops call this each step.
+pub fn check_cancel() -> Result<()> {
+    if cancel_requested() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Progress bars that stay silent under `--quiet` and when stderr is not a terminal.
+#[derive(Clone)]
+pub struct Progress {
+    multi: MultiProgress,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        let multi = MultiProgress::new();
+        if quiet {
+            multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        Progress { multi, quiet }
+    }
+
+    pub fn hidden() -> Self {
+        Progress::new(true)
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// A bar over `len` steps.
+    pub fn bar(&self, len: u64, message: impl Into<String>) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new(len));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>24} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(message.into());
+        bar
+    }
+
+    /// A spinner for steps of unknown length.
+    pub fn spinner(&self, message: impl Into<String>) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_message(message.into());
+        bar
+    }
+
+    /// Prints a line above the bars (or nothing when quiet).
+    pub fn println(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            let _ = self.multi.println(line.as_ref());
+        }
+    }
+}
+
+/// What a running stage can see and use.
+pub struct StageContext<'a> {
+    pub spec: &'a RawSpec,
+    /// Folder of the spec file; relative paths in the spec are relative to it.
+    pub spec_dir: &'a Path,
+    /// The run's seed (`experiment.seeds`); resolve section seeds with `SeedSetting::resolve`.
+    pub run_seed: u64,
+    pub(crate) out_dir: PathBuf,
+    pub(crate) inputs: BTreeMap<StageKind, PathBuf>,
+    pub recorder: &'a mut dyn Recorder,
+    pub progress: &'a Progress,
+}
+
+impl<'a> StageContext<'a> {
+    /// Builds a context directly (tests and benchmarks that run one stage by hand).
+    pub fn new(
+        spec: &'a RawSpec,
+        spec_dir: &'a Path,
+        run_seed: u64,
+        out_dir: PathBuf,
+        inputs: BTreeMap<StageKind, PathBuf>,
+        recorder: &'a mut dyn Recorder,
+        progress: &'a Progress,
+    ) -> Self {
+        StageContext {
+            spec,
+            spec_dir,
+            run_seed,
+            out_dir,
+            inputs,
+            recorder,
+            progress,
+        }
+    }
+
+    /// The folder to write outputs into. It is private to this attempt of the stage except for
+    /// its `checkpoints/` subfolder, which survives an interrupted attempt so a stage can resume.
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+
+    /// The finished artifact folder of a dependency.
+    pub fn input(&self, stage: StageKind) -> &Path {
+        self.inputs
+            .get(&stage)
+            .unwrap_or_else(|| panic!("stage {stage} is not a declared dependency"))
+    }
+
+    /// Resolves a path from the spec against the spec file's folder.
+    pub fn spec_path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.spec_dir.join(p)
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Spec sections that no stage module owns yet, plus `[experiment]`, `[report]` and `[sweep]`.
+//!
+//! Sections for stages still to come (`train`, `eval`, `explain`, `judge`, `discriminator`)
+//! start with the settings the paper fixes; they move into their stage module when it lands.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Validate, Validator};
+
+pub use crate::alignment::AlignmentSection;
+pub use crate::llm::LlmSection;
+
+/// `[experiment]`: identity of the experiment and the seeds expanded into runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSection {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// One run per seed.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![2024]
+}
+
+impl Default for ExperimentSection {
+    fn default() -> Self {
+        ExperimentSection {
+            name: String::new(),
+            description: String::new(),
+            seeds: default_seeds(),
+        }
+    }
+}
+
+impl Validate for ExperimentSection {
+    fn validate(&self, v: &mut Validator) {
+        let ok_name = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        v.check(ok_name, "name", || {
+            format!(
+                "{:?} is not a valid experiment name; use letters, digits, '-', '_' or '.'",
+                self.name
+            )
+        });
+        v.check(!self.seeds.is_empty(), "seeds", || "at least one seed is needed".into());
+        let mut sorted = self.seeds.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        v.check(sorted.len() == self.seeds.len(), "seeds", || "seeds repeat".into());
+    }
+}
+
+/// `[train]`: LLM alignment training (paper §4.7 defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub warmup_ratio: f64,
+    pub max_grad_norm: f64,
+    pub lora_r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub max_len: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            epochs: 20,
+            lr: 1e-4,
+            batch_size: 64,
+            warmup_ratio: 0.1,
+            max_grad_norm: 1.0,
+            lora_r: 16,
+            lora_alpha: 32.0,
+            lora_dropout: 0.05,
+            max_len: 1024,
+        }
+    }
+}
+
+impl Validate for TrainSection {
+    fn validate(&self, v: &mut Validator) {
+        v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
+        v.check(self.lr > 0.0, "lr", || format!("{} must be positive", self.lr));
+        v.check(self.batch_size > 0, "batch_size", || "must be at least 1".into());
+        v.in_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0);
+        v.in_range("lora_dropout", self.lora_dropout, 0.0, 1.0);
+    }
+}
+
+/// `[eval]`: alignment metrics (paper §5.2 decoding settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Evaluate at most this many records per task (0 = all).
+    pub max_records: usize,
+    pub num_beams: usize,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            max_records: 0,
+            num_beams: 5,
+        }
+    }
+}
+
+impl Validate for EvalSection {
+    fn validate(&self, v: &mut Validator) {
+        v.check(self.num_beams > 0, "num_beams", || "must be at least 1".into());
+    }
+}
+
+/// `[explain]`: explanation generation (paper §3.7, §5.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExplainSection {
+    pub valid_records: usize,
+    pub train_records: usize,
+    pub min_new_tokens: usize,
+    pub max_new_tokens: usize,
+}
+
+impl Default for ExplainSection {
+    fn default() -> Self {
+        ExplainSection {
+            valid_records: 500,
+            train_records: 2000,
+            min_new_tokens: 150,
+            max_new_tokens: 500,
+        }
+    }
+}
+
+impl Validate for ExplainSection {
+    fn validate(&self, v: &mut Validator) {
+        v.check(self.min_new_tokens <= self.max_new_tokens, "min_new_tokens", || {
+            "must not exceed max_new_tokens".into()
+        });
+    }
+}
+
+/// `[judge]`: the LLM judge endpoint (paper §6.2). The API key is read from the environment
+/// variable named here and never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JudgeSection {
+    pub model: String,
+    /// OpenAI-compatible base URL; empty = the OpenAI default.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: String,
+    pub temperature: f64,
+    pub max_tokens: usize,
+}
+
+impl Default for JudgeSection {
+    fn default() -> Self {
+        JudgeSection {
+            model: "gpt-4".into(),
+            base_url: String::new(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            temperature: 1.0,
+            max_tokens: 500,
+        }
+    }
+}
+
+impl Validate for JudgeSection {
+    fn validate(&self, v: &mut Validator) {
+        v.in_range("temperature", self.temperature, 0.0, 2.0);
+        let env_ok = !self.api_key_env.is_empty()
+            && self
+                .api_key_env
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        v.check(env_ok, "api_key_env", || {
+            "must be the NAME of an environment variable (the key itself never goes in a spec)"
+                .into()
+        });
+    }
+}
+
+/// `[discriminator]`: distinction classifier and score predictor (paper §7.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscriminatorSection {
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub max_len: usize,
+}
+
+impl Default for DiscriminatorSection {
+    fn default() -> Self {
+        DiscriminatorSection {
+            epochs: 3,
+            lr: 3e-5,
+            batch_size: 8,
+            max_len: 512,
+        }
+    }
+}
+
+impl Validate for DiscriminatorSection {
+    fn validate(&self, v: &mut Validator) {
+        v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
+        v.check(self.lr > 0.0, "lr", || format!("{} must be positive", self.lr));
+    }
+}
+
+/// `[report]`: how `recx report` renders this experiment. Does not affect results or hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSection {
+    /// Output folder name under `reports/`; empty = the experiment name.
+    pub name: String,
+    /// Include the paper's published numbers beside ours.
+    pub paper: bool,
+}
+
+impl Default for ReportSection {
+    fn default() -> Self {
+        ReportSection {
+            name: String::new(),
+            paper: false,
+        }
+    }
+}
+
+impl Validate for ReportSection {
+    fn validate(&self, _v: &mut Validator) {}
+}
+
+/// `[sweep]`: variations of spec keys expanded into several plans (`recx sweep`).
+///
+/// Keys are dotted spec paths, e.g. `"alignment.mode" = ["behaviour", "intention"]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweepSection {
+    /// Cartesian product over these keys.
+    pub grid: BTreeMap<String, Vec<toml::Value>>,
+    /// Lists varied together (all the same length).
+    pub zip: BTreeMap<String, Vec<toml::Value>>,
+    /// Random samples.
+    pub random: Option<RandomSweep>,
+}
+
+/// `[sweep.random]`: `n` seeded samples from lists or ranges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomSweep {
+    pub n: usize,
+    #[serde(default)]
+    pub seed: u64,
+    pub params: BTreeMap<String, RandomParam>,
+}
+
+/// A random sweep dimension: a list to choose from, or a numeric range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RandomParam {
+    Choice(Vec<toml::Value>),
+    Range {
+        min: f64,
+        max: f64,
+        #[serde(default)]
+        log: bool,
+        #[serde(default)]
+        integer: bool,
+    },
+}
+
+impl Validate for SweepSection {
+    fn validate(&self, v: &mut Validator) {
+        for (key, values) in &self.grid {
+            v.check(!values.is_empty(), &format!("grid.\"{key}\""), || {
+                "needs at least one value".into()
+            });
+        }
+        let lens: Vec<usize> = self.zip.values().map(Vec::len).collect();
+        if lens.windows(2).any(|w| w[0] != w[1]) {
+            v.error("zip", format!("lists must have the same length, found {lens:?}"));
+        }
+        for key in self.zip.keys() {
+            if self.grid.contains_key(key) {
+                v.error("zip", format!("{key:?} is in both grid and zip"));
+            }
+        }
+        if let Some(r) = &self.random {
+            v.check(r.n > 0, "random.n", || "must be at least 1".into());
+            for (key, p) in &r.params {
+                if let RandomParam::Range { min, max, log, .. } = p {
+                    let ok = min <= max && (!log || *min > 0.0);
+                    v.check(ok, &format!("random.params.\"{key}\""), || {
+                        "needs min <= max (and min > 0 with log = true)".into()
+                    });
+                }
+            }
+        }
+    }
+}
