@@ -44,11 +44,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
         std::fs::create_dir_all(root).at(root)?;
-        let db_path = root.join("db");
-        let db = sled::Config::new()
-            .path(&db_path)
-            .open()
-            .map_err(|e| open_error(root, e))?;
+        let db = open_db(root)?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| store_error(root, e));
         Ok(Store {
             experiments: tree("experiments")?,
@@ -396,6 +392,24 @@ impl Store {
 
 fn key(parts: &[&str]) -> String {
     parts.join(&SEP.to_string())
+}
+
+/// Opens the sled database, waiting up to a second for a lock that is being released (sled's
+/// background flusher can hold a dropped handle's lock for a moment).
+fn open_db(root: &Path) -> Result<sled::Db> {
+    let mut attempt = 0;
+    loop {
+        match sled::Config::new().path(root.join("db")).open() {
+            Ok(db) => return Ok(db),
+            Err(e) => match open_error(root, e) {
+                Error::StoreLocked { .. } if attempt < 10 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return Err(other),
+            },
+        }
+    }
 }
 
 fn open_error(root: &Path, e: sled::Error) -> Error {
