@@ -13,7 +13,11 @@ use crate::spec::Spec;
 use crate::store::{RunRecord, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "recx", version, about = "RecExplainer research harness: align LLMs to recommenders, measure, explain")]
+#[command(
+    name = "recx",
+    version,
+    about = "RecExplainer research harness: align LLMs to recommenders, measure, explain"
+)]
 pub struct Cli {
     /// Results folder holding the store, artifacts and run logs.
     #[arg(long, global = true, default_value = "results")]
@@ -33,9 +37,7 @@ pub enum Command {
     /// Run an experiment spec (finished stages are reused; an interrupted run resumes).
     Run(RunArgs),
     /// Validate a spec and print the resolved plan with its hashes.
-    Check {
-        spec: PathBuf,
-    },
+    Check { spec: PathBuf },
     /// List, show or remove runs.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -49,6 +51,46 @@ pub enum Command {
     },
     /// Write metrics and params of chosen runs as CSV and JSON Lines (for pandas).
     Export(ExportArgs),
+    /// Expand a spec's [sweep] and run its variants (completed runs are skipped).
+    Sweep(SweepArgs),
+    /// Merge other stores (e.g. sweep shards) into this one.
+    Merge {
+        /// Store folders to merge from.
+        #[arg(required = true)]
+        stores: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    pub spec: PathBuf,
+    /// List what would run, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only retry runs whose last attempt failed.
+    #[arg(long)]
+    pub rerun_failed: bool,
+    /// Run this many runs in parallel worker processes.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Run only slice I of N of the sweep (e.g. 0/4), for cluster array jobs.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Write a cluster job script instead of running (slurm).
+    #[arg(long, value_name = "KIND")]
+    pub emit: Option<String>,
+    /// Number of shards for --emit.
+    #[arg(long, default_value_t = 4)]
+    pub shards: usize,
+    /// Folder for --emit's scripts.
+    #[arg(long, default_value = "slurm")]
+    pub emit_dir: PathBuf,
+    /// (internal) run only these run ids.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub runs: Vec<String>,
+    /// (internal) worker database folder of a parallel sweep.
+    #[arg(long, hide = true)]
+    pub worker_db: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -115,7 +157,9 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
         Command::Runs(RunsCommand::List { experiment }) => {
             cmd_runs_list(&open_store(&cli.store)?, experiment.as_deref()).map(|_| ok())
         }
-        Command::Runs(RunsCommand::Show { id }) => cmd_runs_show(&open_store(&cli.store)?, &id).map(|_| ok()),
+        Command::Runs(RunsCommand::Show { id }) => {
+            cmd_runs_show(&open_store(&cli.store)?, &id).map(|_| ok())
+        }
         Command::Runs(RunsCommand::Rm { id }) => {
             let store = open_store(&cli.store)?;
             let run = store.find_run(&id)?;
@@ -123,16 +167,28 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
             println!("removed run {}", run.run_id);
             Ok(ok())
         }
-        Command::Metrics { id, series } => cmd_metrics(&open_store(&cli.store)?, &id, series).map(|_| ok()),
+        Command::Metrics { id, series } => {
+            cmd_metrics(&open_store(&cli.store)?, &id, series).map(|_| ok())
+        }
         Command::Export(args) => cmd_export(&open_store(&cli.store)?, &args).map(|_| ok()),
+        Command::Sweep(args) => crate::cli_sweep::cmd_sweep(&cli.store, &args, progress),
+        Command::Merge { stores } => {
+            let target = open_store(&cli.store)?;
+            for s in &stores {
+                let report = crate::merge::merge_path_into(&target, s)
+                    .with_context(|| format!("merging {}", s.display()))?;
+                println!("{}: {report}", s.display());
+            }
+            Ok(ok())
+        }
     }
 }
 
-fn ok() -> std::process::ExitCode {
+pub(crate) fn ok() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-fn open_store(root: &Path) -> Result<Store> {
+pub(crate) fn open_store(root: &Path) -> Result<Store> {
     Store::open(root).with_context(|| format!("opening the store at {}", root.display()))
 }
 
@@ -144,7 +200,10 @@ fn load_plan(spec: &Path) -> Result<Plan> {
 fn parse_stages(names: &[String]) -> Result<Vec<StageKind>> {
     names
         .iter()
-        .map(|n| n.parse::<StageKind>().map_err(|e| anyhow::anyhow!("--force: {e}")))
+        .map(|n| {
+            n.parse::<StageKind>()
+                .map_err(|e| anyhow::anyhow!("--force: {e}"))
+        })
         .collect()
 }
 
@@ -193,8 +252,15 @@ fn cmd_check(root: &Path, spec: &Path) -> Result<()> {
     if !plan.description.is_empty() {
         println!("            {}", plan.description);
     }
-    println!("spec        {} (sha256 {})", plan.spec_path.display(), short(&plan.spec_hash));
-    println!("plan hash   {} (group key: runs that differ only by seed)", plan.plan_hash);
+    println!(
+        "spec        {} (sha256 {})",
+        plan.spec_path.display(),
+        short(&plan.spec_hash)
+    );
+    println!(
+        "plan hash   {} (group key: runs that differ only by seed)",
+        plan.plan_hash
+    );
     println!("runs        {}", plan.runs.len());
     for run in &plan.runs {
         println!("\nrun {}  seed {}", run.run_id, run.seed);
@@ -210,12 +276,19 @@ fn cmd_check(root: &Path, spec: &Path) -> Result<()> {
                 st.kind.as_str(),
                 short(&st.hash),
                 state,
-                if deps.is_empty() { "-".into() } else { deps.join(", ") }
+                if deps.is_empty() {
+                    "-".into()
+                } else {
+                    deps.join(", ")
+                }
             );
         }
     }
     println!("\nresolved spec (defaults filled in):");
-    println!("{}", toml::to_string_pretty(&plan.spec).context("rendering the resolved spec")?);
+    println!(
+        "{}",
+        toml::to_string_pretty(&plan.spec).context("rendering the resolved spec")?
+    );
     Ok(())
 }
 
@@ -232,7 +305,7 @@ fn status_label(store: &Store, run: &RunRecord) -> Result<String> {
     Ok(s)
 }
 
-fn format_duration(secs: Option<f64>) -> String {
+pub(crate) fn format_duration(secs: Option<f64>) -> String {
     match secs {
         None => "-".into(),
         Some(s) if s < 60.0 => format!("{s:.1}s"),
@@ -283,19 +356,33 @@ fn cmd_runs_show(store: &Store, id: &str) -> Result<()> {
         println!("error       {e}");
     }
     println!("plan hash   {}", r.group_key);
-    println!("spec        {} (sha256 {})", r.spec_path, short(&r.spec_hash));
+    println!(
+        "spec        {} (sha256 {})",
+        r.spec_path,
+        short(&r.spec_hash)
+    );
     println!(
         "git         {}{}",
         p.git_commit.as_deref().unwrap_or("(not a git checkout)"),
-        if p.git_dirty == Some(true) { " (dirty)" } else { "" }
+        if p.git_dirty == Some(true) {
+            " (dirty)"
+        } else {
+            ""
+        }
     );
     println!("host        {}", p.host);
-    println!("versions    recx {} · burn {} · backend {}", p.recx_version, p.burn_version, p.backend);
+    println!(
+        "versions    recx {} · burn {} · backend {}",
+        p.recx_version, p.burn_version, p.backend
+    );
     if !p.env_names.is_empty() {
         println!("env set     {}", p.env_names.join(", "));
     }
     println!("attempts    {}", r.attempts);
-    println!("started     {}", r.started_at.map(|t| t.to_rfc3339()).unwrap_or_default());
+    println!(
+        "started     {}",
+        r.started_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+    );
     println!("duration    {}", format_duration(r.duration_secs()));
     println!("stages:");
     for (kind, hash) in &r.stages {
@@ -306,7 +393,10 @@ fn cmd_runs_show(store: &Store, id: &str) -> Result<()> {
         };
         println!("  {kind:<16} {}  {state}", short(hash));
     }
-    println!("log         {}", store.run_dir(&r.run_id).join("log.txt").display());
+    println!(
+        "log         {}",
+        store.run_dir(&r.run_id).join("log.txt").display()
+    );
     Ok(())
 }
 
@@ -347,10 +437,14 @@ fn cmd_export(store: &Store, args: &ExportArgs) -> Result<()> {
             .filter(|r| args.experiment.as_deref().is_none_or(|e| r.experiment == e))
             .collect()
     } else {
-        args.ids.iter().map(|id| store.find_run(id)).collect::<crate::Result<_>>()?
+        args.ids
+            .iter()
+            .map(|id| store.find_run(id))
+            .collect::<crate::Result<_>>()?
     };
     let rows = crate::export::rows(store, &runs)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let csv_path = args.out.join("runs.csv");
     let jsonl_path = args.out.join("runs.jsonl");
     crate::export::write_csv(&csv_path, &rows)?;

@@ -39,15 +39,24 @@ pub fn rows(store: &Store, runs: &[RunRecord]) -> Result<Vec<Row>> {
             row.insert("spec_hash".into(), r.spec_hash.clone().into());
             row.insert(
                 "git_commit".into(),
-                r.provenance.git_commit.clone().map(Value::from).unwrap_or(Value::Null),
+                r.provenance
+                    .git_commit
+                    .clone()
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
             );
             row.insert(
                 "git_dirty".into(),
-                r.provenance.git_dirty.map(Value::from).unwrap_or(Value::Null),
+                r.provenance
+                    .git_dirty
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
             );
             row.insert(
                 "started_at".into(),
-                r.started_at.map(|t| Value::from(t.to_rfc3339())).unwrap_or(Value::Null),
+                r.started_at
+                    .map(|t| Value::from(t.to_rfc3339()))
+                    .unwrap_or(Value::Null),
             );
             row.insert(
                 "duration_s".into(),
@@ -96,7 +105,8 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
     let csv_err = |e: csv::Error| Error::Config(format!("writing CSV {}: {e}", path.display()));
     w.write_record(&cols).map_err(csv_err)?;
     for row in rows {
-        w.write_record(cols.iter().map(|c| cell(row.get(c)))).map_err(csv_err)?;
+        w.write_record(cols.iter().map(|c| cell(row.get(c))))
+            .map_err(csv_err)?;
     }
     let bytes = w.into_inner().map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(path, &bytes)

@@ -25,8 +25,8 @@ pub fn init(verbosity: u8, progress: &Progress) {
         2 => "debug",
         _ => "trace",
     };
-    let terminal_filter =
-        EnvFilter::try_from_env("RECX_LOG").unwrap_or_else(|_| EnvFilter::new(format!("recx={level}")));
+    let terminal_filter = EnvFilter::try_from_env("RECX_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("recx={level}")));
     let terminal = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
@@ -36,7 +36,10 @@ pub fn init(verbosity: u8, progress: &Progress) {
         .with_ansi(false)
         .with_writer(RunLogWriter)
         .with_filter(EnvFilter::new("recx=info"));
-    let _ = tracing_subscriber::registry().with(terminal).with(file).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(terminal)
+        .with(file)
+        .try_init();
 }
 
 use tracing_subscriber::Layer as _;
@@ -46,7 +49,11 @@ pub fn open_run_log(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).at(dir)?;
     }
-    let file = File::options().create(true).append(true).open(path).at(path)?;
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .at(path)?;
     *RUN_LOG.lock().expect("log lock") = Some(file);
     Ok(())
 }

@@ -36,7 +36,11 @@ pub fn collect(spec_dir: &Path) -> Provenance {
 
 /// The compute backends compiled into this build.
 pub fn backend_name() -> &'static str {
-    if cfg!(feature = "cuda") { "flex+cuda" } else { "flex" }
+    if cfg!(feature = "cuda") {
+        "flex+cuda"
+    } else {
+        "flex"
+    }
 }
 
 /// HEAD commit and whether tracked files differ from it; `None` outside a git checkout.

@@ -69,7 +69,11 @@ pub fn run_plan(
         updated_at: Utc::now(),
     })?;
     let mut outcomes = Vec::new();
-    for run in plan.runs.iter().filter(|r| opts.seeds.is_empty() || opts.seeds.contains(&r.seed)) {
+    for run in plan
+        .runs
+        .iter()
+        .filter(|r| opts.seeds.is_empty() || opts.seeds.contains(&r.seed))
+    {
         let outcome = run_one(store, plan, run, registry, opts, progress)?;
         let stop = outcome == RunOutcome::Interrupted;
         outcomes.push((run.run_id.clone(), outcome));
@@ -105,7 +109,9 @@ pub fn run_one(
         .all(|d| d);
     if opts.force.is_empty()
         && all_done
-        && previous.as_ref().is_some_and(|r| r.status == RunStatus::Completed)
+        && previous
+            .as_ref()
+            .is_some_and(|r| r.status == RunStatus::Completed)
     {
         tracing::info!("run {} (seed {}) already completed", run.run_id, run.seed);
         return Ok(RunOutcome::AlreadyCompleted);
@@ -136,7 +142,10 @@ pub fn run_one(
     record.ended_at = Some(Utc::now());
     (record.status, record.error) = match &outcome {
         RunOutcome::Completed | RunOutcome::AlreadyCompleted => (RunStatus::Completed, None),
-        RunOutcome::Interrupted => (RunStatus::Interrupted, Some("interrupted by the user".into())),
+        RunOutcome::Interrupted => (
+            RunStatus::Interrupted,
+            Some("interrupted by the user".into()),
+        ),
         RunOutcome::Failed(msg) => (RunStatus::Failed, Some(msg.clone())),
     };
     store.put_run(&record)?;
@@ -210,10 +219,40 @@ fn execute_stages(
             progress,
         )?;
         if state == StageState::Cached {
-            tracing::info!("stage {} {}: cached", stage_plan.kind, short(&stage_plan.hash));
+            tracing::info!(
+                "stage {} {}: cached",
+                stage_plan.kind,
+                short(&stage_plan.hash)
+            );
         }
     }
     Ok(())
+}
+
+/// Computes (or finds done) one stage of `run` outside a full run; the parent of a parallel
+/// sweep uses it to compute shared upstream stages once before starting its workers.
+pub fn ensure_stage(
+    store: &Store,
+    plan: &Plan,
+    run: &RunPlan,
+    stage_plan: &StagePlan,
+    registry: &[Box<dyn Stage>],
+    progress: &Progress,
+) -> Result<StageState> {
+    let stage = registry
+        .iter()
+        .find(|s| s.kind() == stage_plan.kind)
+        .expect("the plan only holds registered stages");
+    execute_stage(
+        store,
+        plan,
+        run,
+        stage.as_ref(),
+        stage_plan,
+        false,
+        &plan.spec_dir(),
+        progress,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -31,7 +31,13 @@ fn same_spec_same_hashes() {
     let (p, q) = (plan(A), plan(A));
     assert_eq!(p.plan_hash, q.plan_hash);
     assert_eq!(p.runs[0].run_id, q.runs[0].run_id);
-    let stages = |p: &Plan| p.runs[0].stages.iter().map(|s| s.hash.clone()).collect::<Vec<_>>();
+    let stages = |p: &Plan| {
+        p.runs[0]
+            .stages
+            .iter()
+            .map(|s| s.hash.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(stages(&p), stages(&q));
 }
 
@@ -74,7 +80,10 @@ fn seeds_make_runs_of_one_group() {
     assert_ne!(p.runs[0].run_id, p.runs[1].run_id);
     let fewer = plan(&A.replace("seeds = [1, 2]", "seeds = [2]"));
     assert_eq!(p.plan_hash, fewer.plan_hash, "the group key ignores seeds");
-    assert_eq!(p.runs[1].run_id, fewer.runs[0].run_id, "run key = plan hash + seed");
+    assert_eq!(
+        p.runs[1].run_id, fewer.runs[0].run_id,
+        "run key = plan hash + seed"
+    );
 }
 
 #[test]

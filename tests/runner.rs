@@ -31,7 +31,11 @@ impl Stage for Source {
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         SOURCE_RUNS.fetch_add(1, Ordering::SeqCst);
-        std::fs::write(ctx.out_dir().join("value.txt"), ctx.spec.train.epochs.to_string()).unwrap();
+        std::fs::write(
+            ctx.out_dir().join("value.txt"),
+            ctx.spec.train.epochs.to_string(),
+        )
+        .unwrap();
         ctx.recorder.scalar("value", ctx.spec.train.epochs as f64);
         Ok(())
     }
@@ -75,7 +79,10 @@ fn plan(text: &str) -> Plan {
 const SPEC: &str = "[experiment]\nname = \"t\"\nseeds = [1, 2]\n[train]\nepochs = 4\n";
 
 fn counts() -> (usize, usize) {
-    (SOURCE_RUNS.load(Ordering::SeqCst), DOUBLE_RUNS.load(Ordering::SeqCst))
+    (
+        SOURCE_RUNS.load(Ordering::SeqCst),
+        DOUBLE_RUNS.load(Ordering::SeqCst),
+    )
 }
 
 // One test function: the counters are process-wide.
@@ -85,7 +92,11 @@ fn caching_forcing_and_failures() {
     let store = Store::open(dir.path()).unwrap();
     let progress = Progress::hidden();
     let p = plan(SPEC);
-    assert_eq!(p.runs[0].stages[0].kind, StageKind::Data, "dependency order");
+    assert_eq!(
+        p.runs[0].stages[0].kind,
+        StageKind::Data,
+        "dependency order"
+    );
 
     // First run: the source is shared by both seeds, the seeded stage runs per seed.
     let out = run_plan(&store, &p, &registry(), &RunOptions::default(), &progress).unwrap();
@@ -108,19 +119,35 @@ fn caching_forcing_and_failures() {
     assert_eq!(counts(), (1, 2));
 
     // Forcing the source recomputes it and what depends on it.
-    let force = RunOptions { force: vec![StageKind::Data], seeds: vec![1] };
+    let force = RunOptions {
+        force: vec![StageKind::Data],
+        seeds: vec![1],
+    };
     run_plan(&store, &p, &registry(), &force, &progress).unwrap();
     assert_eq!(counts(), (2, 3));
 
     // A failing downstream stage: the run fails, the shared source stays reusable, and no
     // half-written output is moved into place.
     let failing = plan(&format!("{SPEC}[eval]\nmax_records = 13\n"));
-    let out = run_plan(&store, &failing, &registry(), &RunOptions { seeds: vec![1], ..Default::default() }, &progress).unwrap();
+    let out = run_plan(
+        &store,
+        &failing,
+        &registry(),
+        &RunOptions {
+            seeds: vec![1],
+            ..Default::default()
+        },
+        &progress,
+    )
+    .unwrap();
     assert!(matches!(&out[0].1, RunOutcome::Failed(msg) if msg.contains("unlucky")));
     assert_eq!(counts(), (2, 4), "source reused, downstream attempted");
     let failed_hash = &failing.runs[0].stages[1].hash;
     assert!(!store.artifact_dir("recommender", failed_hash).exists());
-    assert_eq!(store.find_run(&failing.runs[0].run_id).unwrap().status, RunStatus::Failed);
+    assert_eq!(
+        store.find_run(&failing.runs[0].run_id).unwrap().status,
+        RunStatus::Failed
+    );
 
     // A changed setting upstream changes every hash downstream.
     let changed = plan(&SPEC.replace("epochs = 4", "epochs = 5"));

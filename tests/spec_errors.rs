@@ -17,8 +17,13 @@ const HEAD: &str = "[experiment]\nname = \"x\"\n\n";
 
 #[test]
 fn unknown_key_is_located() {
-    let msg = error_of(&format!("{HEAD}[alignment]\nmode = \"both\"\nmodee = \"both\"\n"));
-    assert!(msg.starts_with("experiments/x.toml:6:1: alignment.modee: unknown field `modee`"), "{msg}");
+    let msg = error_of(&format!(
+        "{HEAD}[alignment]\nmode = \"both\"\nmodee = \"both\"\n"
+    ));
+    assert!(
+        msg.starts_with("experiments/x.toml:6:1: alignment.modee: unknown field `modee`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -31,7 +36,10 @@ fn unknown_section_is_located() {
 #[test]
 fn wrong_type_is_located() {
     let msg = error_of(&format!("{HEAD}[train]\nepochs = 3\nlr = \"fast\"\n"));
-    assert!(msg.starts_with("experiments/x.toml:6:6: train.lr: "), "{msg}");
+    assert!(
+        msg.starts_with("experiments/x.toml:6:6: train.lr: "),
+        "{msg}"
+    );
     assert!(msg.contains("invalid type"), "{msg}");
 }
 
@@ -47,12 +55,22 @@ fn bad_enum_value_lists_choices() {
 
 #[test]
 fn semantic_errors_are_all_reported_with_positions() {
-    let msg = error_of("[experiment]\nname = \"bad name\"\nseeds = []\n\n[train]\nwarmup_ratio = 1.5\n");
+    let msg =
+        error_of("[experiment]\nname = \"bad name\"\nseeds = []\n\n[train]\nwarmup_ratio = 1.5\n");
     let lines: Vec<&str> = msg.lines().collect();
     assert_eq!(lines.len(), 3, "{msg}");
-    assert!(lines[0].starts_with("experiments/x.toml:2:8: experiment.name: "), "{msg}");
-    assert!(lines[1].starts_with("experiments/x.toml:3:9: experiment.seeds: "), "{msg}");
-    assert!(lines[2].starts_with("experiments/x.toml:6:16: train.warmup_ratio: 1.5 is out of range"), "{msg}");
+    assert!(
+        lines[0].starts_with("experiments/x.toml:2:8: experiment.name: "),
+        "{msg}"
+    );
+    assert!(
+        lines[1].starts_with("experiments/x.toml:3:9: experiment.seeds: "),
+        "{msg}"
+    );
+    assert!(
+        lines[2].starts_with("experiments/x.toml:6:16: train.warmup_ratio: 1.5 is out of range"),
+        "{msg}"
+    );
 }
 
 #[test]

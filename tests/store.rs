@@ -18,7 +18,10 @@ fn run_record(id: &str) -> RunRecord {
         spec_text: "[experiment]\nname = \"e\"\n".into(),
         spec_hash: "s".repeat(64),
         resolved: serde_json::json!({"experiment": {"name": "e"}}),
-        stages: vec![("data".into(), "h1".into()), ("recommender".into(), "h2".into())],
+        stages: vec![
+            ("data".into(), "h1".into()),
+            ("recommender".into(), "h2".into()),
+        ],
         provenance: Provenance {
             git_commit: Some("abc".into()),
             git_dirty: Some(false),
@@ -76,7 +79,9 @@ fn runs_params_metrics_round_trip() {
             sha256: "0".repeat(64),
             bytes: 12,
         };
-        store.complete_stage(&stage_record("h1"), &m, &[art]).unwrap();
+        store
+            .complete_stage(&stage_record("h1"), &m, &[art])
+            .unwrap();
     }
     // Reopen: everything persisted.
     let store = Store::open(dir.path()).unwrap();
@@ -85,8 +90,14 @@ fn runs_params_metrics_round_trip() {
     assert_eq!(store.params("r1").unwrap()["alignment.mode"], "both");
     let metrics = store.run_metrics(&run).unwrap();
     assert_eq!(metrics.scalars["data.users"], 3901.0);
-    assert_eq!(metrics.series["data.loss"], vec![(1, 2.5), (2, 1.5), (10, 0.5)]);
-    assert_eq!(metrics.examples["data.hit@5"], vec![("u1".into(), 1.0), ("u2".into(), 0.0)]);
+    assert_eq!(
+        metrics.series["data.loss"],
+        vec![(1, 2.5), (2, 1.5), (10, 0.5)]
+    );
+    assert_eq!(
+        metrics.examples["data.hit@5"],
+        vec![("u1".into(), 1.0), ("u2".into(), 0.0)]
+    );
     assert_eq!(store.stage_artifacts("h1").unwrap()[0].bytes, 12);
 
     // Recomputing a stage replaces its measurements.
@@ -115,7 +126,10 @@ fn dead_running_runs_are_marked_interrupted() {
     let store = Store::open(dir.path()).unwrap();
     store.put_run(&run_record("r1")).unwrap();
     assert_eq!(store.recover_dead_runs().unwrap(), vec!["r1".to_string()]);
-    assert_eq!(store.get_run("r1").unwrap().unwrap().status, RunStatus::Interrupted);
+    assert_eq!(
+        store.get_run("r1").unwrap().unwrap().status,
+        RunStatus::Interrupted
+    );
 }
 
 #[test]
@@ -124,7 +138,9 @@ fn newer_schema_is_refused_clearly() {
     let store = Store::open(dir.path()).unwrap();
     let mut v = serde_json::to_value(run_record("r9")).unwrap();
     v["v"] = serde_json::json!(SCHEMA_VERSION + 1);
-    store.raw_put("runs", b"r9", v.to_string().as_bytes()).unwrap();
+    store
+        .raw_put("runs", b"r9", v.to_string().as_bytes())
+        .unwrap();
     let err = store.get_run("r9").unwrap_err().to_string();
     assert!(err.contains("newer than this recx understands"), "{err}");
 }
@@ -135,8 +151,20 @@ fn ambiguous_and_missing_ids_are_errors() {
     let store = Store::open(dir.path()).unwrap();
     store.put_run(&run_record("ab1")).unwrap();
     store.put_run(&run_record("ab2")).unwrap();
-    assert!(store.find_run("ab").unwrap_err().to_string().contains("ambiguous"));
-    assert!(store.find_run("zz").unwrap_err().to_string().contains("not found"));
+    assert!(
+        store
+            .find_run("ab")
+            .unwrap_err()
+            .to_string()
+            .contains("ambiguous")
+    );
+    assert!(
+        store
+            .find_run("zz")
+            .unwrap_err()
+            .to_string()
+            .contains("not found")
+    );
 }
 
 #[test]
@@ -149,6 +177,9 @@ fn second_process_gets_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("is in use by another recx process"), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another recx process"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -43,8 +43,15 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
+        Store::open_with_db(root, &root.join("db"))
+    }
+
+    /// Opens a store whose artifacts and logs live under `root` but whose database is `db_dir`:
+    /// the parallel workers of a sweep share one artifact tree, each with its own database
+    /// (sled allows one process per database), and the parent merges them afterwards.
+    pub fn open_with_db(root: &Path, db_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(root).at(root)?;
-        let db = open_db(root)?;
+        let db = open_db(root, db_dir)?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| store_error(root, e));
         Ok(Store {
             experiments: tree("experiments")?,
@@ -164,7 +171,11 @@ impl Store {
 
     // ---- params ----
 
-    pub fn set_params(&self, run_id: &str, params: &BTreeMap<String, serde_json::Value>) -> Result<()> {
+    pub fn set_params(
+        &self,
+        run_id: &str,
+        params: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
         self.remove_prefix(&self.params, &key(&[run_id, ""]))?;
         for (k, v) in params {
             self.put(&self.params, &key(&[run_id, k]), v)?;
@@ -197,7 +208,11 @@ impl Store {
         }
         for (name, points) in &measured.series {
             for (step, value) in points {
-                self.put(&self.series, &key(&[h, name, &format!("{step:020}")]), value)?;
+                self.put(
+                    &self.series,
+                    &key(&[h, name, &format!("{step:020}")]),
+                    value,
+                )?;
             }
         }
         for (metric, values) in &measured.examples {
@@ -230,7 +245,9 @@ impl Store {
     pub fn stage_series(&self, hash: &str) -> Result<BTreeMap<String, Vec<(u64, f64)>>> {
         let mut out: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
         for (k, v) in self.entries::<f64>(&self.series, &key(&[hash, ""]))? {
-            let (name, step) = k.rsplit_once(SEP).ok_or_else(|| self.corrupt("series key"))?;
+            let (name, step) = k
+                .rsplit_once(SEP)
+                .ok_or_else(|| self.corrupt("series key"))?;
             let step: u64 = step.parse().map_err(|_| self.corrupt("series step"))?;
             out.entry(name.to_string()).or_default().push((step, v));
         }
@@ -240,8 +257,12 @@ impl Store {
     pub fn stage_examples(&self, hash: &str) -> Result<BTreeMap<String, Vec<(String, f64)>>> {
         let mut out: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
         for (k, v) in self.entries::<f64>(&self.examples, &key(&[hash, ""]))? {
-            let (metric, id) = k.split_once(SEP).ok_or_else(|| self.corrupt("example key"))?;
-            out.entry(metric.to_string()).or_default().push((id.to_string(), v));
+            let (metric, id) = k
+                .split_once(SEP)
+                .ok_or_else(|| self.corrupt("example key"))?;
+            out.entry(metric.to_string())
+                .or_default()
+                .push((id.to_string(), v));
         }
         Ok(out)
     }
@@ -269,6 +290,27 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Copies the records and measurements of finished stages from `other` (sharing the same
+    /// artifact tree), so a worker sees stages its parent already computed as done.
+    pub fn copy_stages_from(&self, other: &Store, hashes: &[String]) -> Result<()> {
+        for hash in hashes {
+            let Some(rec) = other.raw_get("stages", hash.as_bytes())? else {
+                continue;
+            };
+            let prefix = key(&[hash, ""]);
+            for (name, tree) in other.named_trees() {
+                if matches!(name, "metrics" | "series" | "examples" | "artifacts") {
+                    for kv in tree.scan_prefix(prefix.as_bytes()) {
+                        let (k, v) = kv.map_err(|e| other.err(e))?;
+                        self.raw_put(name, &k, &v)?;
+                    }
+                }
+            }
+            self.raw_put("stages", hash.as_bytes(), &rec)?;
+        }
+        self.flush()
     }
 
     // ---- raw access for merging stores ----
@@ -342,7 +384,11 @@ impl Store {
     }
 
     /// Entries under `prefix`, keyed by the rest of the key.
-    fn entries<T: DeserializeOwned>(&self, tree: &sled::Tree, prefix: &str) -> Result<BTreeMap<String, T>> {
+    fn entries<T: DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, T>> {
         let mut out = BTreeMap::new();
         for kv in tree.scan_prefix(prefix.as_bytes()) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -365,7 +411,9 @@ impl Store {
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        if let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if let Ok(serde_json::Value::Object(obj)) =
+            serde_json::from_slice::<serde_json::Value>(bytes)
+        {
             if let Some(v) = obj.get("v").and_then(|v| v.as_u64()) {
                 if v > u64::from(SCHEMA_VERSION) {
                     return Err(self.corrupt(&format!(
@@ -396,10 +444,10 @@ fn key(parts: &[&str]) -> String {
 
 /// Opens the sled database, waiting up to a second for a lock that is being released (sled's
 /// background flusher can hold a dropped handle's lock for a moment).
-fn open_db(root: &Path) -> Result<sled::Db> {
+fn open_db(root: &Path, db_dir: &Path) -> Result<sled::Db> {
     let mut attempt = 0;
     loop {
-        match sled::Config::new().path(root.join("db")).open() {
+        match sled::Config::new().path(db_dir).open() {
             Ok(db) => return Ok(db),
             Err(e) => match open_error(root, e) {
                 Error::StoreLocked { .. } if attempt < 10 => {
