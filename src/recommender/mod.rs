@@ -11,6 +11,7 @@ pub mod mf;
 pub mod model;
 pub mod plateau;
 pub mod samples;
+pub mod synthetic;
 pub mod sasrec;
 mod stage;
 pub mod top_file;
@@ -25,7 +26,7 @@ pub use mf::{Mf, MfConfig};
 pub use model::RecModel;
 pub use samples::{Example, Examples, Query};
 pub use sasrec::{SasRec, SasRecConfig};
-pub use stage::{RecommenderStage, TrainedRecommender, sasrec_user_embeddings};
+pub use stage::{RecommenderStage, TrainedRecommender, run_recommender, sasrec_user_embeddings};
 pub use train::TrainSettings;
 
 crate::spec_enum! {

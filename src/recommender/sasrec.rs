@@ -59,7 +59,7 @@ pub(crate) fn unirec_linear<B: Backend>(d_in: usize, d_out: usize, device: &B::D
 /// An embedding table with `normal(0, 0.02)` rows and row 0 (padding) zeroed.
 pub(crate) fn padded_table<B: Backend>(rows: usize, dim: usize, device: &B::Device) -> Param<Tensor<B, 2>> {
     let table: Tensor<B, 2> = normal_init().init([rows, dim], device).val();
-    Param::from_tensor(table.slice_assign([0..1, 0..dim], Tensor::zeros([1, dim], device)))
+    Param::from_tensor(table.slice_assign([0..1, 0..dim], Tensor::zeros([1, dim], device)).detach())
 }
 
 /// `[rows, 1]` of ones with a zero in row 0: multiplying a table by it keeps the padding row at
