@@ -1,13 +1,15 @@
 //! Data stage: read interaction logs and item metadata, filter as RecExplainer does, split.
 //!
-//! (Starting version: the section type and the dataset contract. The readers, filters and the
-//! stage implementation are being built in this module.)
+//! (The readers, filters and the stage implementation are being built in this module.)
 
+pub mod layout;
+pub mod lines;
 mod types;
 
 use serde::{Deserialize, Serialize};
 
-pub use types::{Dataset, ItemMeta};
+pub use lines::OnBadLine;
+pub use types::{Dataset, ItemMeta, Target};
 
 use crate::spec::{SeedSetting, Validate, Validator};
 
