@@ -26,7 +26,10 @@ crate::spec_enum! {
 
 /// Every stage recx knows, in no particular order (the plan orders them by dependencies).
 pub fn registry() -> Vec<Box<dyn Stage>> {
-    vec![]
+    vec![
+        Box::new(crate::data::DataStage),
+        Box::new(crate::recommender::RecommenderStage),
+    ]
 }
 
 /// A pipeline stage.
