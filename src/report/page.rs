@@ -96,7 +96,7 @@ margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1
 th,td{border-bottom:1px solid #ccc;padding:0.25em 0.6em;text-align:right}th:first-child,\
 td:first-child{text-align:left}thead th{border-bottom:2px solid #444}figure{margin:1.5em 0}\
 img{max-width:100%;border:1px solid #ddd}figcaption{font-size:0.9em;color:#444}\
-.files{font-size:0.85em}.broken{outline:3px solid red}";
+.files{font-size:0.85em}.scroll{overflow-x:auto}td{white-space:nowrap}.broken{outline:3px solid red}";
 
 /// Marks each image with its decoded width (`data-natural-width`) once the page has loaded, and
 /// flags images that failed to load, so a browser (or a headless test) can see broken figures.
@@ -148,7 +148,10 @@ fn html_section(out: &mut String, s: &Section) {
              <a href=\"tables/{id}.tex\">LaTeX</a> <a href=\"tables/{id}.csv\">CSV</a></p>",
             escape_html(&t.caption)
         );
-        let _ = writeln!(out, "<table id=\"table-{id}\">\n<thead><tr>");
+        let _ = writeln!(
+            out,
+            "<div class=\"scroll\"><table id=\"table-{id}\">\n<thead><tr>"
+        );
         for h in &t.header {
             let _ = write!(out, "<th>{}</th>", escape_html(h));
         }
@@ -160,7 +163,7 @@ fn html_section(out: &mut String, s: &Section) {
             }
             out.push_str("</tr>\n");
         }
-        out.push_str("</tbody>\n</table>\n");
+        out.push_str("</tbody>\n</table></div>\n");
     }
 }
 

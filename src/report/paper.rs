@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::group::{Group, baseline_index, fmt_num, fmt_summary, seed_test};
 use super::table::Table;
-use super::{PARAM_MODE, ReportOptions, Section};
+use super::{PARAM_MODE, PARAM_TASKS, ReportOptions, Section};
 use crate::{Error, Result, stats};
 
 const PUBLISHED_CSV: &str = include_str!("../../data/paper/published.csv");
@@ -111,16 +111,20 @@ fn paper_method(group: &Group) -> Option<&'static str> {
     }
 }
 
-/// Row names for our groups; a method shared by several groups gets the group label added.
+/// Row names for our groups. When several groups share a method, the one that ran every task
+/// (if exactly one did) keeps the paper's name; the others get their group label added.
 fn row_names(groups: &[Group]) -> Vec<String> {
-    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    let full = |g: &Group| matches!(g.param(PARAM_TASKS), None | Some("") | Some("[]"));
+    let mut count: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for g in groups {
-        *count.entry(paper_method(g).unwrap_or("")).or_default() += 1;
+        let e = count.entry(paper_method(g).unwrap_or("")).or_default();
+        e.0 += 1;
+        e.1 += usize::from(full(g));
     }
     groups
         .iter()
         .map(|g| match paper_method(g) {
-            Some(m) if count[m] == 1 => m.to_string(),
+            Some(m) if count[m].0 == 1 || (count[m].1 == 1 && full(g)) => m.to_string(),
             Some(m) => format!("{m} [{}]", g.label),
             None => g.label.clone(),
         })
