@@ -55,7 +55,12 @@ impl Table {
         let mut out = String::new();
         out.push_str("\\begin{table}[t]\n\\centering\n");
         let _ = writeln!(out, "\\caption{{{}}}", escape_latex(&self.caption));
-        let _ = writeln!(out, "\\label{{tab:{}}}", escape_latex(&self.id));
+        let label: String = self
+            .id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let _ = writeln!(out, "\\label{{tab:{label}}}");
         let _ = writeln!(out, "\\begin{{tabular}}{{{cols}}}");
         out.push_str("\\toprule\n");
         out.push_str(&row(&self.header));
@@ -117,6 +122,8 @@ pub fn escape_latex(s: &str) -> String {
             '±' => out.push_str("$\\pm$"),
             '↑' => out.push_str("$\\uparrow$"),
             '↓' => out.push_str("$\\downarrow$"),
+            'Δ' => out.push_str("$\\Delta$"),
+            '−' => out.push('-'),
             '\n' => out.push(' '),
             _ => out.push(c),
         }
