@@ -232,12 +232,15 @@ impl Plot for GroupedBars {
     }
 }
 
+/// (step, mean, std) over seeds, in step order.
+type Curve = Vec<(f64, f64, f64)>;
+
 /// Lines of the mean over seeds with a ±std band.
 struct Curves {
     title: String,
     y_label: String,
-    /// Label → (step, mean, std) in step order.
-    lines: Vec<(String, Vec<(f64, f64, f64)>)>,
+    /// Label → curve.
+    lines: Vec<(String, Curve)>,
 }
 
 impl Plot for Curves {
@@ -561,7 +564,7 @@ fn task_bars(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
 }
 
 /// Mean and std over seeds at each step any seed logged.
-fn curve_over_seeds(g: &Group, name: &str) -> Vec<(f64, f64, f64)> {
+fn curve_over_seeds(g: &Group, name: &str) -> Curve {
     let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for r in &g.runs {
         for &(step, v) in r.series.get(name).into_iter().flatten() {
@@ -583,7 +586,7 @@ fn curves(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
         .collect();
     let mut out = Vec::new();
     for name in names {
-        let lines: Vec<(String, Vec<(f64, f64, f64)>)> = groups
+        let lines: Vec<(String, Curve)> = groups
             .iter()
             .map(|g| (g.label.clone(), curve_over_seeds(g, name)))
             .filter(|(_, l)| !l.is_empty())

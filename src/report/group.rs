@@ -379,10 +379,10 @@ pub(crate) fn baseline_index(groups: &[Group], opts: &ReportOptions) -> Option<u
     if groups.len() < 2 {
         return None;
     }
-    if let Some(b) = &opts.baseline {
-        if let Some(i) = groups.iter().position(|g| &g.key == b || &g.label == b) {
-            return Some(i);
-        }
+    if let Some(b) = &opts.baseline
+        && let Some(i) = groups.iter().position(|g| &g.key == b || &g.label == b)
+    {
+        return Some(i);
     }
     groups
         .iter()
@@ -399,6 +399,15 @@ pub(crate) fn significance_sections(
     let Some(base) = baseline_index(groups, opts) else {
         return Vec::new();
     };
+    if let Some(b) = &opts.baseline
+        && groups[base].key != *b
+        && groups[base].label != *b
+    {
+        notes.push(format!(
+            "baseline {b:?} names no group; using \"{}\" instead",
+            groups[base].label
+        ));
+    }
     let mut sections = Vec::new();
     if let Some(table) = across_seeds_table(groups, base, opts, notes) {
         sections.push(Section {
