@@ -63,6 +63,10 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// A statistical test got input it cannot use (mismatched pairs, too few values).
+    #[error("statistics: {0}")]
+    Stats(String),
+
     /// The user interrupted the run (Ctrl-C); finished stages are kept.
     #[error("interrupted")]
     Interrupted,

@@ -11,7 +11,9 @@ pub mod error;
 pub mod llm;
 pub mod pipeline;
 pub mod recommender;
+pub mod report;
 pub mod spec;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub mod cli;
