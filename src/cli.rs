@@ -53,6 +53,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Expand a spec's [sweep] and run its variants (completed runs are skipped).
     Sweep(SweepArgs),
+    /// Render a report (tables, figures, significance tests) over chosen runs.
+    Report(crate::cli_report::ReportArgs),
+    /// Print the metric differences of two runs with paired tests.
+    Compare { a: String, b: String },
     /// Merge other stores (e.g. sweep shards) into this one.
     Merge {
         /// Store folders to merge from.
@@ -171,6 +175,8 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
             cmd_metrics(&open_store(&cli.store)?, &id, series).map(|_| ok())
         }
         Command::Export(args) => cmd_export(&open_store(&cli.store)?, &args).map(|_| ok()),
+        Command::Report(args) => crate::cli_report::cmd_report(&cli.store, &args),
+        Command::Compare { a, b } => crate::cli_report::cmd_compare(&cli.store, &a, &b),
         Command::Sweep(args) => crate::cli_sweep::cmd_sweep(&cli.store, &args, progress),
         Command::Merge { stores } => {
             let target = open_store(&cli.store)?;

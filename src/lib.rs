@@ -28,3 +28,4 @@ pub mod provenance;
 pub mod runner;
 pub mod store;
 pub mod sweep;
+pub mod cli_report;

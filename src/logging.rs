@@ -30,6 +30,7 @@ pub fn init(verbosity: u8, progress: &Progress) {
     let terminal = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(TerminalWriter(progress.clone()))
         .with_filter(terminal_filter);
     let file = tracing_subscriber::fmt::layer()

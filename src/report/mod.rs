@@ -85,7 +85,7 @@ pub struct RunData {
 impl RunData {
     /// Whether this run finished and its numbers may be used.
     pub fn is_done(&self) -> bool {
-        self.status == "done"
+        self.status == "done" || self.status == "completed"
     }
 }
 
