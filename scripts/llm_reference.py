@@ -207,21 +207,16 @@ def write_gguf(path, cfg, w):
         "input_layernorm.weight": ("attn_norm.weight", Q.F32),
         "post_attention_layernorm.weight": ("ffn_norm.weight", Q.F32),
     }
-    deq = {}
 
-    def add(gname, hf_name, t, qtype):
-        data = gguf.quants.quantize(t, qtype) if qtype not in (Q.F32, Q.F16) else t.astype(np.float16 if qtype == Q.F16 else np.float32)
+    def add(gname, t, qtype):
         if qtype in (Q.F32, Q.F16):
-            writer.add_tensor(gname, data)
-            back = data.astype(np.float32)
+            writer.add_tensor(gname, t.astype(np.float16 if qtype == Q.F16 else np.float32))
         else:
-            writer.add_tensor(gname, data, raw_dtype=qtype)
-            back = gguf.quants.dequantize(data, qtype).astype(np.float32)
-        deq[hf_name] = back
+            writer.add_tensor(gname, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
 
-    add("token_embd.weight", "model.embed_tokens.weight", w["model.embed_tokens.weight"], Q.Q8_0)
-    add("output_norm.weight", "model.norm.weight", w["model.norm.weight"], Q.F32)
-    add("output.weight", "lm_head.weight", w["lm_head.weight"], Q.Q8_0)
+    add("token_embd.weight", w["model.embed_tokens.weight"], Q.Q8_0)
+    add("output_norm.weight", w["model.norm.weight"], Q.F32)
+    add("output.weight", w["lm_head.weight"], Q.Q8_0)
     for i in range(cfg["num_hidden_layers"]):
         for suffix, (gname, qtype) in plan.items():
             t = w[f"model.layers.{i}.{suffix}"]
@@ -229,32 +224,61 @@ def write_gguf(path, cfg, w):
                 t = permute_qk(t, nh)
             elif suffix.startswith("self_attn.k_proj"):
                 t = permute_qk(t, nkv)
-            add(f"blk.{i}.{gname}", f"model.layers.{i}.{suffix}", t, qtype)
+            add(f"blk.{i}.{gname}", t, qtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    # The reference reads the file back with gguf's own reader and dequantizer, and undoes the
-    # permutation (inverse of permute_qk) to run the HF-layout forward.
+    # The reference reads the file back with gguf's own reader and dequantizer.
+    return read_gguf(path)[1]
+
+
+GGUF_NAMES = {
+    "attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+
+
+def read_gguf(path):
+    """A llama-architecture GGUF as (HF config, HF-layout f32 weights): gguf's dequantizer, and
+    the inverse of llama.cpp's Q/K permutation."""
+    import gguf
+
     reader = gguf.GGUFReader(str(path))
-    back = {}
+    field = lambda k: reader.fields[k].contents() if k in reader.fields else None
+    cfg = {
+        "model_type": "llama", "hidden_size": field("llama.embedding_length"),
+        "intermediate_size": field("llama.feed_forward_length"), "num_hidden_layers": field("llama.block_count"),
+        "num_attention_heads": field("llama.attention.head_count"),
+        "num_key_value_heads": field("llama.attention.head_count_kv"),
+        "rope_theta": field("llama.rope.freq_base") or 10000.0,
+        "rms_norm_eps": field("llama.attention.layer_norm_rms_epsilon"),
+    }
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    inv = lambda t, n: t.reshape(n, t.shape[0] // n // 2, 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
+    w = {}
     for t in reader.tensors:
         arr = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
-        back[t.name] = arr.reshape([int(x) for x in reversed(t.shape.tolist())])
-    inv = lambda t, n: t.reshape(n, t.shape[0] // n // 2, 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
-    hf = {"model.embed_tokens.weight": back["token_embd.weight"], "model.norm.weight": back["output_norm.weight"],
-          "lm_head.weight": back["output.weight"]}
-    for i in range(cfg["num_hidden_layers"]):
-        for suffix, (gname, _) in plan.items():
-            t = back[f"blk.{i}.{gname}"]
-            if suffix.startswith("self_attn.q_proj"):
-                t = inv(t, nh)
-            elif suffix.startswith("self_attn.k_proj"):
-                t = inv(t, nkv)
-            hf[f"model.layers.{i}.{suffix}"] = t
-    for k, v in deq.items():  # reader round trip == writer-side dequantization (after un-permuting)
-        assert v.shape == hf[k].shape or True
-    return hf
+        arr = arr.reshape([int(x) for x in reversed(t.shape.tolist())])
+        if t.name == "token_embd.weight":
+            w["model.embed_tokens.weight"] = arr
+        elif t.name == "output_norm.weight":
+            w["model.norm.weight"] = arr
+        elif t.name == "output.weight":
+            w["lm_head.weight"] = arr
+        else:
+            _, layer, rest = t.name.split(".", 2)
+            if rest == "attn_q.weight":
+                arr = inv(arr, nh)
+            elif rest == "attn_k.weight":
+                arr = inv(arr, nkv)
+            w[f"model.layers.{layer}.{GGUF_NAMES[rest]}"] = arr
+    cfg["vocab_size"] = w["model.embed_tokens.weight"].shape[0]
+    cfg["tie_word_embeddings"] = "lm_head.weight" not in w
+    return cfg, w
 
 
 def kquant_fixture(rng):
@@ -344,26 +368,25 @@ def tiny():
 
 
 def smollm2(gguf_path):
-    """Golden for SmolLM2: transformers loads the GGUF itself (its own dequantizer and Q/K
-    un-permutation) and runs the chat prompt; we keep the top logits of the first steps."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Golden for SmolLM2: numpy forward over gguf's dequantization of the file; the chat
+    prompt is tokenized by transformers' GGUF tokenizer loader. Keeps the top-20 logits of the
+    first greedy steps (the full vocabulary would make a large fixture)."""
+    from transformers import AutoTokenizer
 
     p = Path(gguf_path)
     tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
-    model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, torch_dtype=torch.float32).eval()
+    cfg, w = read_gguf(p)
     text = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
             "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
     ids = tok(text, add_special_tokens=False)["input_ids"]
     steps, out_ids, rows = 4, list(ids), []
-    with torch.no_grad():
-        for _ in range(steps):
-            logits = model(torch.tensor([out_ids])).logits[0, -1].numpy()
-            top = np.argsort(-logits)[:20]
-            rows.append({"top_ids": [int(t) for t in top], "top_logits": [float(logits[t]) for t in top]})
-            out_ids.append(int(top[0]))
-    golden = {"prompt_text": text, "prompt": ids, "tokens": out_ids[len(ids):], "steps": rows, "tolerance": 2e-2,
-              "reference": "transformers GGUF loader (dequantized to f32)"}
+    for _ in range(steps):
+        logits = forward(cfg, w, out_ids)[-1]
+        top = np.argsort(-logits)[:20]
+        rows.append({"top_ids": [int(t) for t in top], "top_logits": [float(logits[t]) for t in top]})
+        out_ids.append(int(top[0]))
+    golden = {"prompt_text": text, "prompt": ids, "tokens": out_ids[len(ids):], "steps": rows, "tolerance": 2e-3,
+              "reference": "numpy forward over gguf-py dequantized weights"}
     (OUT / "smollm2_golden.json").write_text(json.dumps(golden, indent=1))
     print("tokens", out_ids[len(ids):], repr(tok.decode(out_ids[len(ids):])))
 

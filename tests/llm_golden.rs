@@ -134,11 +134,11 @@ fn k_quants_dequantize_like_ggml() {
     }
 }
 
-/// SmolLM2-135M-Instruct against transformers' own GGUF loading (scripts/llm_reference.py
+/// SmolLM2-135M-Instruct against a numpy forward over gguf-py's dequantization (scripts/llm_reference.py
 /// smollm2). Runs when the model is found (RECX_SMOLLM2_GGUF, the recx cache, or
 /// /work/assets); skips with a message otherwise.
 #[test]
-fn smollm2_matches_transformers_when_available() {
+fn smollm2_matches_numpy_reference_when_available() {
     let Some(path) = recx::llm::assets::find_smollm2() else {
         eprintln!(
             "SKIPPED: SmolLM2 GGUF not found (set RECX_SMOLLM2_GGUF or run `recx assets fetch smollm2`)"

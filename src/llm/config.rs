@@ -222,7 +222,6 @@ impl LlamaConfig {
             "num_hidden_layers": self.num_layers,
             "num_attention_heads": self.num_heads,
             "num_key_value_heads": self.num_kv_heads,
-            "head_dim": self.head_dim(),
             "hidden_act": "silu",
             "rope_theta": self.rope_theta,
             "rms_norm_eps": self.rms_norm_eps,
@@ -235,6 +234,9 @@ impl LlamaConfig {
         if self.architecture == Architecture::Llama {
             v["attention_bias"] = json!(self.attention_bias);
             v["mlp_bias"] = json!(false);
+        }
+        if let Some(d) = self.head_dim {
+            v["head_dim"] = json!(d);
         }
         if let Some(id) = self.bos_token_id {
             v["bos_token_id"] = json!(id);

@@ -258,7 +258,7 @@ impl<'a> Cursor<'a> {
         let remaining = (self.bytes.len() - self.pos) as u64;
         if n.saturating_mul(min_item_bytes as u64) > remaining {
             return Err(format!(
-                "corrupt file: {what} = {n} at offset {} exceeds the {remaining} bytes left",
+                "truncated or corrupt file: {what} = {n} at offset {} cannot fit in the {remaining} bytes left",
                 self.pos - 8
             ));
         }
