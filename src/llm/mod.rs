@@ -2,6 +2,9 @@
 //!
 //! (Starting version: the section type.)
 
+pub mod chat;
+pub mod tokenizer;
+
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{Validate, Validator};
