@@ -24,6 +24,9 @@ pub use generate::{
 pub use model::{KvCache, LlamaModel};
 pub use weights::{load_gguf, load_model, save_hf};
 
+pub mod chat;
+pub mod tokenizer;
+
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{Validate, Validator};
