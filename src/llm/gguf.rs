@@ -203,6 +203,62 @@ impl GgufFile {
         Error::model_file(&self.path, reason)
     }
 
+    /// The embedded tokenizer (`tokenizer.ggml.*` keys) as plain data for
+    /// [`Tokenizer::from_gguf_vocab`](crate::llm::tokenizer::Tokenizer::from_gguf_vocab).
+    pub fn tokenizer_vocab(&self) -> Result<crate::llm::tokenizer::GgufVocab> {
+        let strings = |key: &str| -> Result<Vec<String>> {
+            match self.get(key) {
+                None => Ok(Vec::new()),
+                Some(v) => v
+                    .as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect())
+                    .ok_or_else(|| {
+                        self.error(format!("metadata key `{key}` is not a list of strings"))
+                    }),
+            }
+        };
+        let numbers = |key: &str| -> Vec<f64> {
+            self.get(key)
+                .and_then(GgufValue::as_array)
+                .map(|a| a.iter().filter_map(GgufValue::as_f64).collect())
+                .unwrap_or_default()
+        };
+        let id = |key: &str| self.get(key).and_then(GgufValue::as_u64).map(|x| x as u32);
+        let flag = |key: &str| self.get(key).and_then(GgufValue::as_bool);
+        let model = self
+            .get("tokenizer.ggml.model")
+            .and_then(GgufValue::as_str)
+            .ok_or_else(|| {
+                self.error(
+                    "metadata key `tokenizer.ggml.model` is missing: the file has no tokenizer",
+                )
+            })?;
+        Ok(crate::llm::tokenizer::GgufVocab {
+            model: model.to_string(),
+            pre: self
+                .get("tokenizer.ggml.pre")
+                .and_then(GgufValue::as_str)
+                .map(str::to_string),
+            tokens: strings("tokenizer.ggml.tokens")?,
+            scores: numbers("tokenizer.ggml.scores")
+                .into_iter()
+                .map(|x| x as f32)
+                .collect(),
+            token_types: numbers("tokenizer.ggml.token_type")
+                .into_iter()
+                .map(|x| x as i32)
+                .collect(),
+            merges: strings("tokenizer.ggml.merges")?,
+            bos_id: id("tokenizer.ggml.bos_token_id"),
+            eos_id: id("tokenizer.ggml.eos_token_id"),
+            unk_id: id("tokenizer.ggml.unknown_token_id"),
+            pad_id: id("tokenizer.ggml.padding_token_id"),
+            add_bos: flag("tokenizer.ggml.add_bos_token"),
+            add_eos: flag("tokenizer.ggml.add_eos_token"),
+            add_space_prefix: flag("tokenizer.ggml.add_space_prefix"),
+        })
+    }
+
     /// Dequantizes a tensor to `f32`, returning the data and its row-major shape.
     pub fn tensor_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let info = self

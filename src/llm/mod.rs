@@ -6,16 +6,21 @@
 //! - [`gguf`] and [`weights`]: reading GGUF and HF safetensors, saving HF folders.
 //! - [`generate`]: greedy, sampling, beam search, next-token scoring.
 //! - [`device`]: `cpu` / `cuda:N` to a backend.
+//! - [`tokenizer`] and [`chat`]: vocabularies and chat templates.
 //! - [`assets`] and [`cli`]: finding the default SmolLM2 model, `recx llm …`, `recx assets …`.
 
 pub mod assets;
+pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod device;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod tokenizer;
 pub mod weights;
 
+pub use cli::{AssetsArgs, LlmArgs, run_assets_command, run_llm_command};
 pub use config::{Architecture, LlamaConfig, RopeLayout};
 pub use device::{BackendTask, DeviceChoice};
 pub use generate::{
@@ -23,9 +28,6 @@ pub use generate::{
 };
 pub use model::{KvCache, LlamaModel};
 pub use weights::{load_gguf, load_model, save_hf};
-
-pub mod chat;
-pub mod tokenizer;
 
 use serde::{Deserialize, Serialize};
 
