@@ -47,6 +47,15 @@ def bench_transformers(gguf_path, prompt, new, threads):
     dt = time.perf_counter() - t0
     assert out.shape[1] == len(prompt) + new
     print(f"transformers tok_s={new / dt:.3f} first={out[0, len(prompt):len(prompt) + 8].tolist()}", flush=True)
+    if threads > 1:
+        # On a shared, oversubscribed machine OpenMP's spinning threads can make torch slower with
+        # more threads; report one thread too so the ratio is never flattered by that.
+        torch.set_num_threads(1)
+        run(8)
+        t0 = time.perf_counter()
+        run(new)
+        dt = time.perf_counter() - t0
+        print(f"transformers-1thread tok_s={new / dt:.3f}", flush=True)
 
 
 def bench_llama_cpp(gguf_path, prompt, new, threads):

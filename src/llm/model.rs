@@ -18,7 +18,63 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
+use rayon::prelude::*;
+
 use super::config::RopeLayout;
+
+/// How many column blocks a matmul with `rows` input rows is split into.
+///
+/// In burn's CPU backend a decoding step's matmuls (one row per sequence) run as a
+/// matrix-vector product on a single thread, which leaves the other cores' memory bandwidth
+/// unused; weights dominate the traffic, so splitting the output columns across the rayon pool
+/// speeds decoding up almost linearly. Prefill/training matmuls are already parallel inside the
+/// backend and GPU backends parallelise on their own: both keep one block.
+fn column_blocks<B: Backend>(device: &B::Device, rows: usize) -> usize {
+    if rows > 8 || B::name(device) != "flex" {
+        return 1;
+    }
+    rayon::current_num_threads()
+}
+
+/// `x` `[B, L, d_in]` through `lin` (weight `[d_in, d_out]`), column blocks computed in parallel.
+fn linear_forward<B: Backend>(lin: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, l, _] = x.dims();
+    let blocks = column_blocks::<B>(&x.device(), b * l);
+    if blocks <= 1 {
+        return lin.forward(x);
+    }
+    let w = lin.weight.val();
+    let bias = lin.bias.as_ref().map(|p| p.val());
+    let n = w.dims()[1];
+    let width = n.div_ceil(blocks);
+    let parts: Vec<Tensor<B, 3>> = (0..n.div_ceil(width))
+        .into_par_iter()
+        .map(|i| {
+            let (start, len) = (i * width, width.min(n - i * width));
+            let w = w.clone().narrow(1, start, len);
+            let bias = bias.clone().map(|b| b.narrow(0, start, len));
+            burn::tensor::module::linear(x.clone(), w, bias)
+        })
+        .collect();
+    Tensor::cat(parts, 2)
+}
+
+/// `x` `[rows, hidden]` times the transposed embedding matrix `[vocab, hidden]` → `[rows, vocab]`
+/// (the tied output head), vocabulary blocks computed in parallel.
+fn tied_head<B: Backend>(x: Tensor<B, 2>, embedding: Tensor<B, 2>) -> Tensor<B, 2> {
+    let rows = x.dims()[0];
+    let blocks = column_blocks::<B>(&x.device(), rows);
+    if blocks <= 1 {
+        return x.matmul(embedding.transpose());
+    }
+    let n = embedding.dims()[0];
+    let width = n.div_ceil(blocks);
+    let parts: Vec<Tensor<B, 2>> = (0..n.div_ceil(width))
+        .into_par_iter()
+        .map(|i| x.clone().matmul(embedding.clone().narrow(0, i * width, width.min(n - i * width)).transpose()))
+        .collect();
+    Tensor::cat(parts, 1)
+}
 
 /// Rotary embedding tables; the pairing of dimensions follows the checkpoint's layout.
 #[derive(Module, Debug)]
@@ -173,7 +229,7 @@ impl<B: Backend> Attention<B> {
             .reshape([b, h, l, d])
             .swap_dims(1, 2)
             .reshape([b, l, h * d]);
-        self.o_proj.forward(out)
+        linear_forward(&self.o_proj, out)
     }
 }
 
@@ -188,8 +244,8 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// `[B, L, hidden]` → `[B, L, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(linear_forward(&self.gate_proj, x.clone()));
+        linear_forward(&self.down_proj, gate * linear_forward(&self.up_proj, x))
     }
 }
 
@@ -378,15 +434,12 @@ impl<B: Backend> LlamaModel<B> {
     /// Output logits: hidden `[B, L, hidden]` → `[B, L, vocab]`.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
+            Some(head) => linear_forward(head, hidden),
             None => {
                 let [b, l, h] = hidden.dims();
                 let w = self.embed_tokens.weight.val(); // [vocab, hidden]
                 let v = w.dims()[0];
-                hidden
-                    .reshape([b * l, h])
-                    .matmul(w.transpose())
-                    .reshape([b, l, v])
+                tied_head(hidden.reshape([b * l, h]), w).reshape([b, l, v])
             }
         }
     }
