@@ -57,6 +57,10 @@ pub enum Command {
     Report(crate::cli_report::ReportArgs),
     /// Print the metric differences of two runs with paired tests.
     Compare { a: String, b: String },
+    /// Use an LLM directly (e.g. `recx llm chat --model smollm2 "question"`).
+    Llm(crate::llm::cli::LlmArgs),
+    /// Fetch or locate pretrained assets (models) in the local cache.
+    Assets(crate::llm::cli::AssetsArgs),
     /// Merge other stores (e.g. sweep shards) into this one.
     Merge {
         /// Store folders to merge from.
@@ -177,6 +181,8 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
         Command::Export(args) => cmd_export(&open_store(&cli.store)?, &args).map(|_| ok()),
         Command::Report(args) => crate::cli_report::cmd_report(&cli.store, &args),
         Command::Compare { a, b } => crate::cli_report::cmd_compare(&cli.store, &a, &b),
+        Command::Llm(args) => crate::llm::cli::run_llm_command(args).map(|_| ok()).map_err(Into::into),
+        Command::Assets(args) => crate::llm::cli::run_assets_command(args).map(|_| ok()).map_err(Into::into),
         Command::Sweep(args) => crate::cli_sweep::cmd_sweep(&cli.store, &args, progress),
         Command::Merge { stores } => {
             let target = open_store(&cli.store)?;

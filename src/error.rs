@@ -59,6 +59,10 @@ pub enum Error {
     #[error("{path}: {reason}")]
     ModelFile { path: PathBuf, reason: String },
 
+    /// The tokenizer could not be built, trained, or could not encode/decode.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
     /// A configuration that parsed but cannot be executed (e.g. a device that is not compiled in).
     #[error("{0}")]
     Config(String),
