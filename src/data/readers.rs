@@ -274,7 +274,7 @@ fn for_each_record(
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = record.position().map_or(0, |p| p.line() as usize);
-                if line % 65536 == 0 {
+                if line.is_multiple_of(65536) {
                     crate::pipeline::check_cancel()?;
                 }
                 if record.iter().all(|f| f.trim().is_empty()) {
