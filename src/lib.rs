@@ -14,3 +14,15 @@ pub mod recommender;
 pub mod spec;
 
 pub use error::{Error, Result};
+pub mod cli;
+pub mod cli_sweep;
+pub mod export;
+pub mod fsutil;
+pub mod hash;
+pub mod logging;
+pub mod merge;
+pub mod plan;
+pub mod provenance;
+pub mod runner;
+pub mod store;
+pub mod sweep;
