@@ -111,3 +111,34 @@ fn seed_run_follows_the_run_seed() {
     assert_ne!(a, b);
     assert_eq!(a["synthetic"]["users"], 1000);
 }
+
+#[test]
+fn data_build_command_writes_a_folder_and_stats_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec_path,
+        "[experiment]\nname = \"t\"\n[data]\nsource = \"synthetic\"\n[data.synthetic]\nusers = 100\nitems = 60\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    recx::data::run_data(
+        recx::data::DataCommand::Build {
+            spec: spec_path,
+            out: out.clone(),
+            seed: None,
+        },
+        true,
+    )
+    .unwrap();
+    let ds = Dataset::load(&out).unwrap();
+    let stats = recx::data::folder_stats(&out).unwrap();
+    assert_eq!(
+        (stats.users, stats.interactions),
+        (ds.n_users, ds.n_interactions())
+    );
+    // A folder without stats.json (e.g. the original's) gets its stats computed.
+    std::fs::remove_file(out.join("stats.json")).unwrap();
+    let computed = recx::data::folder_stats(&out).unwrap();
+    assert_eq!((computed.users, computed.items), (stats.users, stats.items));
+}
