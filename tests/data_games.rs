@@ -79,7 +79,11 @@ fn stage2_on_games_gives_the_papers_size() {
     assert!(count.iter().skip(1).all(|&c| c >= 5));
     // Ids are dense, titles non-empty, and the split has the paper's training volume shape.
     assert_eq!(s.train_targets, s.interactions - 2 * s.users);
-    assert!(ds.items.iter().skip(1).all(|m| !m.title.is_empty()));
+    // Titles are cleaned as `metadata_filter` does: no punctuation from the set at either end.
+    let punct = recx::data::clean::PUNCTUATION;
+    for m in ds.items.iter().skip(1) {
+        assert!(!m.title.is_empty() && !m.title.starts_with(punct) && !m.title.ends_with(punct));
+    }
 }
 
 #[test]

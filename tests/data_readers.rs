@@ -455,3 +455,21 @@ fn a_filter_that_leaves_nothing_reports_every_step() {
         "{err}"
     );
 }
+
+#[test]
+fn delimited_reads_real_movielens_files_like_the_movielens_reader() {
+    let Some(dir) = shared("movielens-small") else {
+        return;
+    };
+    let mut s = section(Source::Delimited, &dir);
+    s.delimited.interactions = "ratings.csv".into();
+    s.delimited.items = "movies.csv".into();
+    s.delimited.time_column = 4;
+    s.stage2.enabled = Some(false);
+    let generic = run(&s).unwrap();
+    let mut m = section(Source::Movielens, &dir);
+    m.stage2.enabled = Some(false);
+    let movielens = run(&m).unwrap();
+    assert_eq!(counts(&generic.stats.steps), counts(&movielens.stats.steps));
+    assert_eq!(generic.dataset.sequences, movielens.dataset.sequences);
+}

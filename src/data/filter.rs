@@ -352,9 +352,9 @@ pub fn stage2(ds: &Dataset, s: &Stage2Settings, seed: u64, steps: &mut Steps) ->
     )?;
 
     let mut rng = stage_rng(seed, 2);
-    // The original sorts by length (descending, stable) before sampling; with a different RNG
-    // the sort no longer decides who is picked, but it keeps the procedure recognisable.
-    seqs.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    // As in the original: sort by length (descending, stable), then sample. The sort only
+    // changes which user each sampled index points at, so the sample stays uniform.
+    seqs.sort_by_key(|(_, seq)| std::cmp::Reverse(seq.len()));
     if seqs.len() > s.users {
         let picked = rand::seq::index::sample(&mut rng, seqs.len(), s.users);
         let mut chosen = vec![false; seqs.len()];

@@ -112,7 +112,7 @@ pub fn for_each_line_in(
             return Ok(());
         }
         line_no += 1;
-        if line_no % 65536 == 0 {
+        if line_no.is_multiple_of(65536) {
             crate::pipeline::check_cancel()?;
         }
         let text = match std::str::from_utf8(&buf) {

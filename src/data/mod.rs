@@ -12,6 +12,7 @@
 
 mod build;
 pub mod clean;
+mod cli;
 mod embedded;
 pub mod filter;
 pub mod layout;
@@ -26,6 +27,7 @@ mod types;
 use serde::{Deserialize, Serialize};
 
 pub use build::{Built, build, input_files};
+pub use cli::{DataCommand, folder_stats, run_data};
 pub use filter::{Stage1Settings, Stage2Settings, StepCount, Steps};
 pub use lines::OnBadLine;
 pub use readers::{AmazonSettings, DelimitedSettings};

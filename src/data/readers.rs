@@ -86,8 +86,9 @@ pub fn read_amazon(
 
 /// `[data.delimited]`: a user's own data as two delimited files inside `data.path`.
 ///
-/// The interactions file has `user, item[, timestamp]` per row (without timestamps, file order
-/// is the time order). The items file has `id, title[, more fields]`; with `header = true`, extra
+/// The interactions file has `user, item[, timestamp]` per row by default; the `*_column`
+/// settings (1-based) pick other columns. Rows without a timestamp are ordered by their
+/// position in the file. The items file has `id, title[, more fields]`; with `header = true`, extra
 /// columns named `brand`, `feature`/`features`, `description` and `category`/`categories`/
 /// `genres` fill those metadata fields (split on `list_separator`), and any other named column
 /// becomes a `"name: value"` feature.
@@ -102,6 +103,12 @@ pub struct DelimitedSettings {
     pub header: bool,
     /// Separator inside multi-valued item fields; empty = never split.
     pub list_separator: String,
+    /// 1-based column of the user id in the interactions file.
+    pub user_column: usize,
+    /// 1-based column of the item id.
+    pub item_column: usize,
+    /// 1-based column of the timestamp; 0 = the file has none.
+    pub time_column: usize,
 }
 
 impl Default for DelimitedSettings {
@@ -112,12 +119,27 @@ impl Default for DelimitedSettings {
             delimiter: ",".into(),
             header: true,
             list_separator: "|".into(),
+            user_column: 1,
+            item_column: 2,
+            time_column: 3,
         }
     }
 }
 
 impl Validate for DelimitedSettings {
     fn validate(&self, v: &mut Validator) {
+        v.check(self.user_column >= 1, "user_column", || {
+            "columns count from 1".into()
+        });
+        v.check(self.item_column >= 1, "item_column", || {
+            "columns count from 1".into()
+        });
+        let distinct = self.user_column != self.item_column
+            && self.time_column != self.user_column
+            && self.time_column != self.item_column;
+        v.check(distinct, "time_column", || {
+            "user_column, item_column and time_column must be different columns".into()
+        });
         v.check(!self.interactions.is_empty(), "interactions", || {
             "needs a file name".into()
         });
@@ -137,13 +159,14 @@ impl Validate for DelimitedSettings {
     }
 }
 
-/// Where the timestamp of an interaction row is.
+/// Where the fields of an interaction row are (0-based).
 #[derive(Debug, Clone, Copy)]
-enum TimeColumn {
-    /// A fixed column (MovieLens: 3).
-    At(usize),
-    /// Column 2 when the row has one, else file order.
-    Optional,
+struct Columns {
+    user: usize,
+    item: usize,
+    time: Option<usize>,
+    /// Whether a row without a timestamp is malformed (MovieLens) or ordered by file position.
+    time_required: bool,
 }
 
 /// Reads the generic delimited pair.
@@ -174,7 +197,12 @@ pub fn read_delimited(
         &interactions,
         "data.delimited.interactions",
         &format,
-        TimeColumn::Optional,
+        Columns {
+            user: s.user_column - 1,
+            item: s.item_column - 1,
+            time: s.time_column.checked_sub(1),
+            time_required: false,
+        },
         policy,
         skipped,
         &mut log,
@@ -202,11 +230,17 @@ pub fn read_movielens(dir: &Path, policy: OnBadLine, skipped: &mut Skipped) -> R
         skipped,
         &mut log,
     )?;
+    let columns = Columns {
+        user: 0,
+        item: 1,
+        time: Some(3),
+        time_required: true,
+    };
     read_interactions(
         &ratings,
         "data.path",
         &format,
-        TimeColumn::At(3),
+        columns,
         policy,
         skipped,
         &mut log,
@@ -274,7 +308,7 @@ fn for_each_record(
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = record.position().map_or(0, |p| p.line() as usize);
-                if line % 65536 == 0 {
+                if line.is_multiple_of(65536) {
                     crate::pipeline::check_cancel()?;
                 }
                 if record.iter().all(|f| f.trim().is_empty()) {
@@ -357,7 +391,7 @@ fn read_interactions(
     path: &Path,
     key: &str,
     format: &Format,
-    time: TimeColumn,
+    columns: Columns,
     policy: OnBadLine,
     skipped: &mut Skipped,
     log: &mut LogBuilder,
@@ -369,14 +403,15 @@ fn read_interactions(
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| format!("missing {what} (column {})", i + 1))
         };
-        let user = field(0, "user id")?;
-        let item = field(1, "item id")?;
-        let t = match time {
-            TimeColumn::At(c) => parse_time(field(c, "timestamp")?)?,
-            TimeColumn::Optional => match rec.get(2).map(str::trim).filter(|f| !f.is_empty()) {
+        let user = field(columns.user, "user id")?;
+        let item = field(columns.item, "item id")?;
+        let t = match columns.time {
+            Some(c) if columns.time_required => parse_time(field(c, "timestamp")?)?,
+            Some(c) => match rec.get(c).map(str::trim).filter(|f| !f.is_empty()) {
                 Some(t) => parse_time(t)?,
                 None => log.n_events() as f64,
             },
+            None => log.n_events() as f64,
         };
         let (u, i) = (log.user(user), log.item(item));
         log.push(u, i, t);

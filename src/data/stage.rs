@@ -88,8 +88,10 @@ mod tests {
 
     #[test]
     fn fingerprint_resolves_and_ignores_what_cannot_matter() {
-        let mut d = DataSection::default();
-        d.seed = SeedSetting::Run;
+        let mut d = DataSection {
+            seed: SeedSetting::Run,
+            ..DataSection::default()
+        };
         let a = settings_fingerprint(&d, 7);
         assert_eq!(a["seed"], json!(7));
         assert_eq!(a["stage2"], json!({ "enabled": false }));

@@ -113,3 +113,44 @@ impl Dataset {
         &seq[..pos]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ds(sequences: Vec<Vec<u32>>) -> Dataset {
+        let n_items = sequences.iter().flatten().copied().max().unwrap_or(0) as usize;
+        Dataset {
+            n_users: sequences.len() - 1,
+            n_items,
+            items: vec![ItemMeta::default(); n_items + 1],
+            user_raw_ids: vec![String::new(); sequences.len()],
+            sequences,
+        }
+    }
+
+    #[test]
+    fn leave_one_out_targets() {
+        let d = ds(vec![vec![], vec![4, 5, 6, 7], vec![9], vec![], vec![1, 2]]);
+        let train: Vec<(u32, u32, usize)> =
+            d.train_targets().map(|t| (t.user, t.item, t.pos)).collect();
+        assert_eq!(train, [(1, 5, 1), (1, 6, 2)], "items[1:-1] only");
+        let test: Vec<(u32, u32)> = d.test_targets().map(|t| (t.user, t.item)).collect();
+        assert_eq!(
+            test,
+            [(1, 7), (2, 9), (4, 2)],
+            "the last item; empty users have none"
+        );
+        assert!(d.valid_targets().eq(d.test_targets()));
+        let last = d.test_targets().next().unwrap();
+        assert_eq!(d.history(&last), [4, 5, 6]);
+    }
+
+    #[test]
+    fn history_before_first_occurrence() {
+        let d = ds(vec![vec![], vec![3, 1, 2, 1]]);
+        assert_eq!(d.history_before_first(1, 1), [3]);
+        assert_eq!(d.history_before_first(1, 2), [3, 1]);
+        assert_eq!(d.history_before_first(1, 9), [3, 1, 2, 1]);
+    }
+}
