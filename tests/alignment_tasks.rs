@@ -65,7 +65,7 @@ fn sasrec_counts_follow_the_formulas() {
         assert_eq!(d.count(Task::UidIid2Rank, Split::Valid), users);
         assert_eq!(d.count(Task::UidIid2Binary, Split::Train), 2 * users);
         let valid_binary = d.count(Task::UidIid2Binary, Split::Valid);
-        assert!(valid_binary % 2 == 0 && valid_binary <= 2 * users);
+        assert!(valid_binary.is_multiple_of(2) && valid_binary <= 2 * users);
         let hist = if mode == Mode::Behaviour {
             [0, 0]
         } else {

@@ -657,7 +657,7 @@ pub fn is_mf_valid_user(uid: u32, n_users: usize) -> bool {
 
 /// An MF top file must hold 6 consecutive lines per user.
 fn check_mf_groups(file: &TopFile) -> Result<()> {
-    if file.lines.len() % MF_LINES_PER_USER != 0 {
+    if !file.lines.len().is_multiple_of(MF_LINES_PER_USER) {
         return Err(Error::bad_input(
             &file.path,
             file.lines.len(),

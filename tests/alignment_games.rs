@@ -1,0 +1,109 @@
+//! The count formulas of Table B2 on real data: the Amazon Video Games set of
+//! `../shared/data/amazon-video-games` (RecExplainer's stage-1 output), first 4,000 users, with
+//! SASRec-shaped top files drawn at random (the counts depend only on which lines exist).
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use recx::alignment::tasks::{SimFile, Split, TopFile, TopInputs};
+use recx::alignment::tokens::estimate_tokens;
+use recx::alignment::{AlignmentSection, Generator, Mode, Task, Templates};
+use recx::data::Dataset;
+use recx::recommender::top_file::TopLine;
+
+const USERS: usize = 4_000;
+
+fn games() -> Option<Dataset> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/amazon-video-games");
+    if !dir.join("sequential_data.txt").is_file() {
+        println!("skipped: {} is missing", dir.display());
+        return None;
+    }
+    let mut ds = Dataset::load(&dir).unwrap();
+    ds.sequences.truncate(USERS + 1);
+    ds.user_raw_ids.truncate(USERS + 1);
+    ds.n_users = USERS;
+    Some(ds)
+}
+
+fn random_line(rng: &mut ChaCha8Rng, n_items: usize, uid: u32, iid: u32) -> TopLine {
+    let mut item = || rng.random_range(1..=n_items as u32);
+    TopLine {
+        uid,
+        iid,
+        top: item(),
+        candidates: [item(), item(), item(), item(), item()],
+        pos: item(),
+        neg: item(),
+        pos_score: 1.0,
+        neg_score: -1.0,
+    }
+}
+
+#[test]
+fn table_b2_formulas_hold_on_games_users() {
+    let Some(ds) = games() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (uid, seq) in ds.users() {
+        for &iid in &seq[1..seq.len() - 1] {
+            train.push(random_line(&mut rng, ds.n_items, uid, iid));
+        }
+        test.push(random_line(&mut rng, ds.n_items, uid, *seq.last().unwrap()));
+    }
+    let tops = TopInputs::Sasrec {
+        train: TopFile {
+            path: "train_top.txt".into(),
+            lines: train,
+        },
+        test: TopFile {
+            path: "test_top.txt".into(),
+            lines: test,
+        },
+    };
+    let pairs = (1..=ds.n_items as u32)
+        .map(|i| (i, i % ds.n_items as u32 + 1))
+        .collect();
+    let sim = SimFile {
+        path: "sim_item.txt".into(),
+        pairs,
+    };
+    let templates = Templates::builtin();
+    let (interactions, users) = (ds.n_interactions(), ds.n_users);
+    for mode in [Mode::Behaviour, Mode::Both] {
+        let section = AlignmentSection {
+            mode,
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let g = Generator::new(&ds, &templates, &section, 2023, &estimate_tokens);
+        let d = g.generate(Some(&sim), &tops).unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        let c = |t: Task, s: Split| d.count(t, s);
+        let train_total: usize = d.records(Split::Train).count();
+        println!(
+            "{mode}: {users} users, {interactions} interactions -> {train_total} train / {} valid records in {secs:.2} s",
+            d.records(Split::Valid).count()
+        );
+        assert_eq!(c(Task::Uid2Next, Split::Train), interactions - 2 * users);
+        assert_eq!(c(Task::UidIid2Rank, Split::Train), interactions - 2 * users);
+        assert_eq!(c(Task::Uid2Next, Split::Valid), users);
+        assert_eq!(c(Task::UidIid2Rank, Split::Valid), users);
+        assert_eq!(c(Task::UidIid2Binary, Split::Train), 2 * users);
+        // Valid binary keeps each test line with probability 0.3: 2 * 0.3 * users on average.
+        let vb = c(Task::UidIid2Binary, Split::Valid) as f64;
+        let expected = 2.0 * 0.3 * users as f64;
+        assert!(
+            (vb - expected).abs() < 4.0 * (2.0 * (users as f64 * 0.21).sqrt()),
+            "{vb} vs {expected}"
+        );
+        if mode == Mode::Both {
+            assert_eq!(c(Task::Uid2Hist, Split::Train), interactions - users);
+            assert_eq!(c(Task::Uid2Hist, Split::Valid), users);
+            assert_eq!(c(Task::Iid2Title, Split::Valid), ds.n_items);
+        }
+        assert_eq!(c(Task::Iid2Sim, Split::Train), ds.n_items);
+    }
+}
