@@ -107,3 +107,62 @@ fn table_b2_formulas_hold_on_games_users() {
         assert_eq!(c(Task::Iid2Sim, Split::Train), ds.n_items);
     }
 }
+
+/// The whole stage output on the Games users with the packaged ShareGPT file
+/// (`RECX_SHAREGPT=...`): prints the counts table, the time and the file sizes.
+#[test]
+#[ignore = "needs RECX_SHAREGPT; writes ~100 MB into a temporary folder"]
+fn whole_stage_on_games_users() {
+    let Some(ds) = games() else { return };
+    let Ok(sharegpt) = std::env::var("RECX_SHAREGPT") else {
+        println!("skipped: RECX_SHAREGPT is not set");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    std::fs::create_dir_all(&rec).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (uid, seq) in ds.users() {
+        for &iid in &seq[1..seq.len() - 1] {
+            train.push(random_line(&mut rng, ds.n_items, uid, iid));
+        }
+        test.push(random_line(&mut rng, ds.n_items, uid, *seq.last().unwrap()));
+    }
+    use recx::recommender::top_file::write_top_file;
+    write_top_file(&rec.join("train_top.txt"), &train).unwrap();
+    write_top_file(&rec.join("test_top.txt"), &test).unwrap();
+    let sim: String = (1..=ds.n_items)
+        .map(|i| format!("{i}\t{}\n", i % ds.n_items + 1))
+        .collect();
+    std::fs::write(rec.join("sim_item.txt"), sim).unwrap();
+    let settings = recx::alignment::stage::Settings {
+        section: AlignmentSection {
+            mode: Mode::Both,
+            ..Default::default()
+        },
+        seed: 2023,
+        model: recx::recommender::ModelKind::Sasrec,
+        templates: Templates::builtin(),
+        sharegpt_path: Some(sharegpt.into()),
+        explain_valid: 500,
+        explain_train: 2000,
+    };
+    let out = tmp.path().join("out");
+    let start = Instant::now();
+    let progress = recx::pipeline::Progress::hidden();
+    let summary =
+        recx::alignment::stage::build(&ds, &rec, &out, &settings, &estimate_tokens, &progress)
+            .unwrap();
+    println!("{}", summary.table());
+    println!("stage time {:.2} s", start.elapsed().as_secs_f64());
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let len = std::fs::metadata(&f).unwrap().len();
+        println!("{:>12} {}", len, f.file_name().unwrap().to_string_lossy());
+    }
+}
