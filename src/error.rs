@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The experiment spec failed to parse or validate; each issue carries file:line:col.
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] SpecIssues),
 
     #[error("{path}: {source}")]

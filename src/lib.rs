@@ -14,3 +14,12 @@ pub mod recommender;
 pub mod spec;
 
 pub use error::{Error, Result};
+pub mod hash;
+pub mod logging;
+pub mod plan;
+pub mod provenance;
+pub mod runner;
+pub mod store;
+pub mod cli;
+pub mod export;
+pub mod fsutil;
