@@ -1,6 +1,7 @@
 //! The count formulas of Table B2 on real data: the Amazon Video Games set of
-//! `../shared/data/amazon-video-games` (RecExplainer's stage-1 output), first 4,000 users, with
-//! SASRec-shaped top files drawn at random (the counts depend only on which lines exist).
+//! `../shared/data/amazon-video-games` after the paper's stage-2 filter (the data stage; about
+//! 3,900 users and 31,600 interactions, as the paper's), with SASRec-shaped top files drawn at
+//! random (the counts depend only on which lines exist, not on the recommender's choices).
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,22 +11,24 @@ use rand_chacha::ChaCha8Rng;
 use recx::alignment::tasks::{SimFile, Split, TopFile, TopInputs};
 use recx::alignment::tokens::estimate_tokens;
 use recx::alignment::{AlignmentSection, Generator, Mode, Task, Templates};
-use recx::data::Dataset;
+use recx::data::{DataSection, Dataset, Source};
+use recx::pipeline::Progress;
 use recx::recommender::top_file::TopLine;
 
-const USERS: usize = 4_000;
-
+/// The paper's Games set: stage 1 output through the stage-2 filter.
 fn games() -> Option<Dataset> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/amazon-video-games");
     if !dir.join("sequential_data.txt").is_file() {
         println!("skipped: {} is missing", dir.display());
         return None;
     }
-    let mut ds = Dataset::load(&dir).unwrap();
-    ds.sequences.truncate(USERS + 1);
-    ds.user_raw_ids.truncate(USERS + 1);
-    ds.n_users = USERS;
-    Some(ds)
+    let section = DataSection {
+        source: Source::Recexplainer,
+        path: dir.display().to_string(),
+        ..DataSection::default()
+    };
+    let built = recx::data::build(&section, Path::new("."), 0, &Progress::hidden()).unwrap();
+    Some(built.dataset)
 }
 
 fn random_line(rng: &mut ChaCha8Rng, n_items: usize, uid: u32, iid: u32) -> TopLine {
@@ -43,7 +46,7 @@ fn random_line(rng: &mut ChaCha8Rng, n_items: usize, uid: u32, iid: u32) -> TopL
 }
 
 #[test]
-fn table_b2_formulas_hold_on_games_users() {
+fn table_b2_formulas_hold_on_the_games_stage2_set() {
     let Some(ds) = games() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let (mut train, mut test) = (Vec::new(), Vec::new());
@@ -108,11 +111,11 @@ fn table_b2_formulas_hold_on_games_users() {
     }
 }
 
-/// The whole stage output on the Games users with the packaged ShareGPT file
+/// The whole stage output on the Games stage-2 set with the packaged ShareGPT file
 /// (`RECX_SHAREGPT=...`): prints the counts table, the time and the file sizes.
 #[test]
 #[ignore = "needs RECX_SHAREGPT; writes ~100 MB into a temporary folder"]
-fn whole_stage_on_games_users() {
+fn whole_stage_on_the_games_stage2_set() {
     let Some(ds) = games() else { return };
     let Ok(sharegpt) = std::env::var("RECX_SHAREGPT") else {
         println!("skipped: RECX_SHAREGPT is not set");
@@ -150,7 +153,7 @@ fn whole_stage_on_games_users() {
     };
     let out = tmp.path().join("out");
     let start = Instant::now();
-    let progress = recx::pipeline::Progress::hidden();
+    let progress = Progress::hidden();
     let summary =
         recx::alignment::stage::build(&ds, &rec, &out, &settings, &estimate_tokens, &progress)
             .unwrap();
