@@ -150,6 +150,7 @@ fn whole_stage_on_the_games_stage2_set() {
         sharegpt_path: Some(sharegpt.into()),
         explain_valid: 500,
         explain_train: 2000,
+        summaries: None,
     };
     let out = tmp.path().join("out");
     let start = Instant::now();

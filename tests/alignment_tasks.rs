@@ -419,3 +419,69 @@ fn bad_top_lines_name_the_file_and_line() {
     );
     assert!(err.unwrap_err().to_string().contains("6 lines per user"));
 }
+
+#[test]
+fn user_summaries_become_train_records_when_given() {
+    let ds = hand_dataset();
+    let templates = Templates::builtin();
+    let summaries: std::collections::BTreeMap<u32, String> = (1..=3)
+        .map(|u| (u, format!("summary of user {u}")))
+        .collect();
+    for (mode, slot) in [
+        (Mode::Behaviour, "T1; T2; T3; T4"),
+        (Mode::Intention, "<user>"),
+        (Mode::Both, "<user>T1; T2; T3; T4"),
+    ] {
+        let s = section(mode);
+        let mut g = Generator::new(&ds, &templates, &s, 2023, &estimate_tokens);
+        g.summaries = Some(&summaries);
+        let d = g.generate(Some(&sim_file()), &sasrec(&ds)).unwrap();
+        assert!(d.skipped.is_empty());
+        let recs = d.of(Task::Uid2Summary, Split::Train);
+        assert_eq!(recs.len(), 3, "one per user");
+        // u1 = [1 2 3 4 5]: the history before the last item.
+        assert_eq!((recs[0].uid, recs[0].iid), (Some(1), 5));
+        assert_eq!(recs[0].slots, vec![slot.to_string()], "{mode}");
+        assert_eq!(recs[0].answer, "summary of user 1");
+        assert_rendered(&recs[0]);
+        assert_eq!(d.count(Task::Uid2Summary, Split::Valid), 0);
+    }
+    // MF: train users only (u3 is the valid user).
+    let s = section(Mode::Both);
+    let mut g = Generator::new(&ds, &templates, &s, 2023, &estimate_tokens);
+    g.summaries = Some(&summaries);
+    let tops = TopInputs::Mf {
+        test: top_file("test_top.txt", mf_tops(&ds)),
+    };
+    let d = g.generate(Some(&sim_file()), &tops).unwrap();
+    let users: Vec<Option<u32>> = d
+        .of(Task::Uid2Summary, Split::Train)
+        .iter()
+        .map(|r| r.uid)
+        .collect();
+    assert_eq!(users, vec![Some(1), Some(2)]);
+    // A missing summary is an error naming the user.
+    let partial: std::collections::BTreeMap<u32, String> =
+        summaries.clone().into_iter().take(2).collect();
+    g.summaries = Some(&partial);
+    let err = g
+        .generate(Some(&sim_file()), &sasrec(&ds))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no summary was given for user 3"), "{err}");
+}
+
+#[test]
+fn summary_queries_list_the_history_before_the_last_item() {
+    let ds = hand_dataset();
+    let t = Templates::builtin();
+    let q = recx::alignment::tasks::summary_queries(&ds, &t, "; ", 2);
+    assert_eq!(q.len(), 3);
+    assert_eq!(q[1].0, 2);
+    // u2 = [2 4 6 8 1 3]: the last 2 items before 3.
+    assert!(
+        q[1].1.ends_with("Here is the purchase history: T8; T1"),
+        "{}",
+        q[1].1
+    );
+}

@@ -24,10 +24,9 @@ use super::record::{
     AlignmentRecord, ExplainRecord, explain_to_original, to_original, write_csv, write_json_list,
     write_jsonl,
 };
-use super::render::{Renderer, last_n};
+use super::render::Renderer;
 use super::sharegpt::{ShareGpt, how_to_get, load_sharegpt};
-use super::tasks::{Generator, SimFile, Split, TaskData, TopFile, TopInputs};
-use super::templates::fill;
+use super::tasks::{Generator, SimFile, Split, TaskData, TopFile, TopInputs, summary_queries};
 use super::tokens::estimate_tokens;
 use super::{AlignmentSection, Mode, Task, Templates};
 use crate::data::Dataset;
@@ -53,6 +52,9 @@ pub struct Settings {
     pub sharegpt_path: Option<PathBuf>,
     pub explain_valid: usize,
     pub explain_train: usize,
+    /// LLM-written user summaries by uid (the `uid2summary` answers); `None` until an LLM
+    /// endpoint is wired into the stage, which leaves the task out.
+    pub summaries: Option<BTreeMap<u32, String>>,
 }
 
 impl Settings {
@@ -81,6 +83,7 @@ impl Settings {
             sharegpt_path,
             explain_valid: spec.explain.valid_records,
             explain_train: spec.explain.train_records,
+            summaries: None,
         })
     }
 }
@@ -110,6 +113,8 @@ impl Stage for AlignmentDataStage {
             "explain": { "valid": s.explain_valid, "train": s.explain_train },
             "sharegpt_file": sharegpt,
             "token_counter": TOKEN_COUNTER,
+            // `Settings::summaries` is always None from a spec today; whoever wires the LLM
+            // endpoint in must add its identity (model, prompt, or a hash of the summaries) here.
         }))
     }
 
@@ -454,20 +459,15 @@ fn write_explanations(
     Ok(counts)
 }
 
-/// The §1.8 queries (one per user, in uid order) for an external LLM to write user summaries:
-/// the titles of the last `max_hist_len` items before the user's last item.
+/// The §1.8 queries (one per user, in uid order) for an external LLM to write user summaries.
 fn write_summary_queries(ds: &Dataset, out_dir: &Path, s: &Settings) -> Result<()> {
-    let renderer = Renderer::new(ds, Mode::Behaviour, &s.section.separator);
-    let rows = ds
-        .users()
-        .filter(|(_, seq)| !seq.is_empty())
-        .map(|(uid, seq)| {
-            let history = last_n(&seq[..seq.len() - 1], s.section.max_hist_len);
-            vec![
-                uid.to_string(),
-                fill(&s.templates.summary_query, &[renderer.titles(history)]),
-            ]
-        });
+    let queries = summary_queries(
+        ds,
+        &s.templates,
+        &s.section.separator,
+        s.section.max_hist_len,
+    );
+    let rows = queries.into_iter().map(|(uid, q)| vec![uid.to_string(), q]);
     write_csv(
         &out_dir.join("summary_queries.csv"),
         &["id", "question"],

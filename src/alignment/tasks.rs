@@ -231,6 +231,9 @@ pub struct Generator<'a> {
     pub text_max_tokens: usize,
     /// Token counter for the `feature2iid` / `description2iid` length limit.
     pub count_tokens: &'a dyn Fn(&str) -> usize,
+    /// LLM-written user summaries by uid, the `uid2summary` answers (spec §1.8); `None` leaves
+    /// the task out. The queries to produce them come from [`summary_queries`].
+    pub summaries: Option<&'a BTreeMap<u32, String>>,
 }
 
 impl<'a> Generator<'a> {
@@ -252,6 +255,7 @@ impl<'a> Generator<'a> {
             max_hist_len: section.max_hist_len,
             text_max_tokens: section.text_max_tokens,
             count_tokens,
+            summaries: None,
         }
     }
 
@@ -295,7 +299,7 @@ impl<'a> Generator<'a> {
         let mut out = TaskData::default();
         self.item_tasks(&mut out, sim)?;
         let mf = matches!(tops, TopInputs::Mf { .. });
-        self.user_tasks(&mut out, mf);
+        self.user_tasks(&mut out, mf)?;
         match tops {
             TopInputs::Sasrec { train, test } => self.top_tasks_sasrec(&mut out, train, test)?,
             TopInputs::Mf { test } => self.top_tasks_mf(&mut out, test)?,
@@ -410,11 +414,50 @@ impl<'a> Generator<'a> {
     }
 
     /// Task 6 from the sequences: `uid2hist`; `uid2summary` is recorded as skipped.
-    pub fn user_tasks(&self, out: &mut TaskData, mf: bool) {
-        if self.enabled(Task::Uid2Summary) {
+    pub fn user_tasks(&self, out: &mut TaskData, mf: bool) -> Result<()> {
+        self.summary_tasks(out, mf)?;
+        self.history_tasks(out, mf);
+        Ok(())
+    }
+
+    /// `uid2summary` (spec §3.3 / §3.4): one train record per user (MF: per train user) asking
+    /// for the summary of the history before the last item; the answer is the LLM-written
+    /// summary from [`Generator::summaries`]. Without summaries the task is recorded as skipped.
+    fn summary_tasks(&self, out: &mut TaskData, mf: bool) -> Result<()> {
+        if !self.enabled(Task::Uid2Summary) {
+            return Ok(());
+        }
+        let Some(summaries) = self.summaries else {
             out.skipped
                 .push((Task::Uid2Summary, SUMMARY_SKIP_REASON.to_string()));
+            return Ok(());
+        };
+        let r = self.renderer();
+        let mut rng = self.rng(Task::Uid2Summary);
+        for (uid, seq) in self.ds.users() {
+            let Some(&last) = seq.last() else { continue };
+            if mf && is_mf_valid_user(uid, self.ds.n_users) {
+                continue;
+            }
+            let summary = summaries.get(&uid).ok_or_else(|| {
+                Error::Config(format!("uid2summary: no summary was given for user {uid}"))
+            })?;
+            let history = last_n(&seq[..seq.len() - 1], self.max_hist_len);
+            let d = Draft::user(
+                Task::Uid2Summary,
+                uid,
+                i64::from(last),
+                history,
+                vec![r.user(history)],
+                summary.clone(),
+            );
+            out.push(Split::Train, self.finish(d, &mut rng));
         }
+        Ok(())
+    }
+
+    /// `uid2hist`: every history prefix (SASRec) or the history before the last item (MF).
+    fn history_tasks(&self, out: &mut TaskData, mf: bool) {
         if !self.enabled(Task::Uid2Hist) {
             return;
         }
@@ -648,6 +691,25 @@ struct TopContext<'a, 'l> {
     seq: &'a [u32],
     history: &'a [u32],
     user: String,
+}
+
+/// The §1.8 queries, one per user in uid order, for an LLM to write the `uid2summary` answers:
+/// the instruction `templates.summary_query` filled with the titles of the last `max_hist_len`
+/// items before the user's last item.
+pub fn summary_queries(
+    ds: &Dataset,
+    templates: &Templates,
+    separator: &str,
+    max_hist_len: usize,
+) -> Vec<(u32, String)> {
+    let r = Renderer::new(ds, Mode::Behaviour, separator);
+    ds.users()
+        .filter(|(_, seq)| !seq.is_empty())
+        .map(|(uid, seq)| {
+            let history = last_n(&seq[..seq.len() - 1], max_hist_len);
+            (uid, fill(&templates.summary_query, &[r.titles(history)]))
+        })
+        .collect()
 }
 
 /// MF valid users are the last 10 % of user ids (`uid > 0.9 * n_users`).

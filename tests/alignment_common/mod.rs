@@ -141,6 +141,7 @@ pub fn settings(mode: Mode, model: ModelKind) -> Settings {
         sharegpt_path: None,
         explain_valid: 500,
         explain_train: 2000,
+        summaries: None,
     }
 }
 
