@@ -132,7 +132,9 @@ impl Stage for AlignmentDataStage {
             ctx.progress,
         )?;
         summary.record(ctx.recorder);
-        ctx.progress.println(summary.table());
+        let table = summary.table();
+        tracing::info!("{table}");
+        ctx.progress.println(table);
         Ok(())
     }
 }
