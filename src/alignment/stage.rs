@@ -1,0 +1,518 @@
+//! The alignment-data pipeline stage: reads the dataset and the recommender's exports, writes
+//! the task records, the explanation prompts and a per-task count table.
+//!
+//! Outputs (in the stage's artifact folder):
+//! - `train.jsonl`, `valid.jsonl`: [`AlignmentRecord`]s, task records grouped by task, ShareGPT
+//!   conversations last (the trainer shuffles);
+//! - `explain_{mode}_{train,valid}.jsonl` for every mode, and `explain_external_{split}.csv`
+//!   (behaviour-form prompts for an external LLM);
+//! - `summary_queries.csv` when `uid2summary` is enabled: the §1.8 queries to have an LLM write the
+//!   user summaries;
+//! - `templates.toml`: the template file used (so records can be re-rendered or exported);
+//! - `stats.json`: counts, skipped tasks and ShareGPT reading statistics;
+//! - `original/`: with `export_original`, the same data in RecAI's JSON schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::explain::{EXTERNAL_HEADER, explain_lines, explain_records, external_rows};
+use super::record::{
+    AlignmentRecord, ExplainRecord, explain_to_original, to_original, write_csv, write_json_list,
+    write_jsonl,
+};
+use super::render::Renderer;
+use super::sharegpt::{ShareGpt, how_to_get, load_sharegpt};
+use super::tasks::{Generator, SimFile, Split, TaskData, TopFile, TopInputs, summary_queries};
+use super::tokens::estimate_tokens;
+use super::{AlignmentSection, Mode, Task, Templates};
+use crate::data::Dataset;
+use crate::error::{Error, IoContext, Result};
+use crate::pipeline::{Progress, Recorder, Stage, StageContext, StageKind};
+use crate::recommender::ModelKind;
+use crate::spec::{RawSpec, SeedSetting};
+
+/// Names the default token counter in the fingerprint, so switching to a real tokenizer reruns.
+pub const TOKEN_COUNTER: &str = "estimate_tokens/v1";
+
+/// The alignment-data stage.
+pub struct AlignmentDataStage;
+
+/// The settings of one run of the stage, resolved from the spec.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub section: AlignmentSection,
+    pub seed: u64,
+    pub model: ModelKind,
+    pub templates: Templates,
+    /// Resolved ShareGPT path (`None` when the spec leaves it empty).
+    pub sharegpt_path: Option<PathBuf>,
+    pub explain_valid: usize,
+    pub explain_train: usize,
+    /// LLM-written user summaries by uid (the `uid2summary` answers); `None` until an LLM
+    /// endpoint is wired into the stage, which leaves the task out.
+    pub summaries: Option<BTreeMap<u32, String>>,
+}
+
+impl Settings {
+    pub fn from_spec(spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Settings> {
+        let section = spec.alignment.clone();
+        let resolve = |p: &str| {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                spec_dir.join(p)
+            }
+        };
+        let templates = if section.templates.is_empty() {
+            Templates::builtin()
+        } else {
+            Templates::load(&resolve(&section.templates))?
+        };
+        let sharegpt_path =
+            (!section.sharegpt_path.is_empty()).then(|| resolve(&section.sharegpt_path));
+        Ok(Settings {
+            seed: section.seed.resolve(run_seed),
+            section,
+            model: spec.recommender.model,
+            templates,
+            sharegpt_path,
+            explain_valid: spec.explain.valid_records,
+            explain_train: spec.explain.train_records,
+            summaries: None,
+        })
+    }
+}
+
+impl Stage for AlignmentDataStage {
+    fn kind(&self) -> StageKind {
+        StageKind::AlignmentData
+    }
+
+    fn deps(&self) -> &'static [StageKind] {
+        &[StageKind::Data, StageKind::Recommender]
+    }
+
+    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Value> {
+        let s = Settings::from_spec(spec, spec_dir, run_seed)?;
+        let mut section = s.section.clone();
+        section.seed = SeedSetting::Fixed(s.seed);
+        let sharegpt = match (&s.sharegpt_path, section.wants_sharegpt()) {
+            (_, false) => Value::Null,
+            (Some(p), true) if p.is_file() => json!({ "sha256": file_sha256(p)? }),
+            (p, true) => json!({ "missing": p.as_ref().map(|p| p.display().to_string()) }),
+        };
+        Ok(json!({
+            "section": section,
+            "templates": { "version": s.templates.version, "sha256": s.templates.sha256 },
+            "model": s.model,
+            "explain": { "valid": s.explain_valid, "train": s.explain_train },
+            "sharegpt_file": sharegpt,
+            "token_counter": TOKEN_COUNTER,
+            // `Settings::summaries` is always None from a spec today; whoever wires the LLM
+            // endpoint in must add its identity (model, prompt, or a hash of the summaries) here.
+        }))
+    }
+
+    fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
+        let settings = Settings::from_spec(ctx.spec, ctx.spec_dir, ctx.run_seed)?;
+        let ds = Dataset::load(ctx.input(StageKind::Data))?;
+        let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
+        let out_dir = ctx.out_dir().to_path_buf();
+        let summary = build(
+            &ds,
+            &rec_dir,
+            &out_dir,
+            &settings,
+            &estimate_tokens,
+            ctx.progress,
+        )?;
+        summary.record(ctx.recorder);
+        let table = summary.table();
+        tracing::info!("{table}");
+        ctx.progress.println(table);
+        Ok(())
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).at(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).at(path)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Reads the recommender's exports for `model` from `rec_dir`.
+pub fn read_top_inputs(rec_dir: &Path, model: ModelKind) -> Result<TopInputs> {
+    let test = TopFile::read(&rec_dir.join("test_top.txt"))?;
+    Ok(match model {
+        ModelKind::Sasrec => TopInputs::Sasrec {
+            train: TopFile::read(&rec_dir.join("train_top.txt"))?,
+            test,
+        },
+        ModelKind::Mf => TopInputs::Mf { test },
+    })
+}
+
+/// ShareGPT reading statistics for the report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShareGptStats {
+    pub elements_read: usize,
+    pub truncated_file: bool,
+    pub passed_filter: usize,
+    pub train: usize,
+    pub valid: usize,
+}
+
+/// What the stage produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub mode: Mode,
+    pub model: ModelKind,
+    /// Records per type (`uid2next`, ..., `sharegpt`): [train, valid].
+    pub counts: BTreeMap<String, [usize; 2]>,
+    /// Tasks left out, with the reason.
+    pub skipped: BTreeMap<String, String>,
+    pub sharegpt: Option<ShareGptStats>,
+    /// Explanation records per split (the same in every mode).
+    pub explain: BTreeMap<String, usize>,
+    pub templates_version: u32,
+    pub templates_sha256: String,
+    pub seed: u64,
+}
+
+impl Summary {
+    /// Records the counts as `count.<type>.<split>` scalars (plus totals, explanation counts and
+    /// `skipped.<task>` = 1 for tasks left out).
+    pub fn record(&self, rec: &mut dyn Recorder) {
+        let mut totals = [0usize; 2];
+        for (name, c) in &self.counts {
+            for (k, split) in Split::ALL.iter().enumerate() {
+                rec.scalar(&format!("count.{name}.{}", split.as_str()), c[k] as f64);
+                totals[k] += c[k];
+            }
+        }
+        for (k, split) in Split::ALL.iter().enumerate() {
+            rec.scalar(&format!("count.total.{}", split.as_str()), totals[k] as f64);
+        }
+        for (split, n) in &self.explain {
+            rec.scalar(&format!("count.explain.{split}"), *n as f64);
+        }
+        for task in self.skipped.keys() {
+            rec.scalar(&format!("skipped.{task}"), 1.0);
+        }
+    }
+
+    fn get(&self, name: &str) -> [usize; 2] {
+        self.counts.get(name).copied().unwrap_or([0, 0])
+    }
+
+    /// The per-task counts shaped like the paper's Table B2, then the task-4 breakdown.
+    pub fn table(&self) -> String {
+        let item_tasks: Vec<&str> = Task::ALL
+            .iter()
+            .filter(|t| t.paper_task() == 4)
+            .map(|t| t.as_str())
+            .collect();
+        let sum = |names: &[&str]| {
+            names.iter().fold([0, 0], |acc, n| {
+                let c = self.get(n);
+                [acc[0] + c[0], acc[1] + c[1]]
+            })
+        };
+        let rows: Vec<(String, [usize; 2])> = vec![
+            ("1 next item (uid2next)".into(), self.get("uid2next")),
+            ("2 ranking (uidiid2rank)".into(), self.get("uidiid2rank")),
+            (
+                "3 interest cls (uidiid2binary)".into(),
+                self.get("uidiid2binary"),
+            ),
+            ("4 item discrimination".into(), sum(&item_tasks)),
+            ("5 ShareGPT".into(), self.get("sharegpt")),
+            ("6 history (uid2hist)".into(), self.get("uid2hist")),
+        ];
+        let total = rows
+            .iter()
+            .fold([0, 0], |a, (_, c)| [a[0] + c[0], a[1] + c[1]]);
+        let mut s = format!(
+            "alignment data ({} mode, {} target, seed {}): records per task\n",
+            self.mode, self.model, self.seed
+        );
+        s.push_str(&format!("{:<34} {:>9} {:>9}\n", "Task", "Train", "Valid"));
+        for (name, c) in rows.iter().chain([(String::from("Total"), total)].iter()) {
+            s.push_str(&format!(
+                "{name:<34} {:>9} {:>9}\n",
+                thousands(c[0]),
+                thousands(c[1])
+            ));
+        }
+        let summary = self.get("uid2summary");
+        if summary != [0, 0] {
+            s.push_str(&format!(
+                "{:<34} {:>9} {:>9}   (not in the total, as in the paper)\n",
+                "6 user summary (uid2summary)",
+                thousands(summary[0]),
+                thousands(summary[1])
+            ));
+        }
+        s.push_str("task 4 by type:");
+        for name in &item_tasks {
+            let c = self.get(name);
+            if c != [0, 0] {
+                s.push_str(&format!(" {name} {}/{}", thousands(c[0]), thousands(c[1])));
+            }
+        }
+        s.push('\n');
+        for (task, why) in &self.skipped {
+            s.push_str(&format!("skipped {task}: {why}\n"));
+        }
+        s
+    }
+}
+
+/// 23870 -> "23,870".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Generates everything into `out_dir`. The stage's `run` without the spec plumbing, usable from
+/// tests and tools with a dataset built in memory.
+pub fn build(
+    ds: &Dataset,
+    rec_dir: &Path,
+    out_dir: &Path,
+    settings: &Settings,
+    count_tokens: &dyn Fn(&str) -> usize,
+    progress: &Progress,
+) -> Result<Summary> {
+    let section = &settings.section;
+    std::fs::create_dir_all(out_dir).at(out_dir)?;
+    let tops = read_top_inputs(rec_dir, settings.model)?;
+    let tasks = section.active_tasks();
+    let sim = if tasks.contains(&Task::Iid2Sim) {
+        Some(SimFile::read(&rec_dir.join("sim_item.txt"))?)
+    } else {
+        None
+    };
+
+    let spinner = progress.spinner("alignment tasks");
+    let generator = Generator::new(
+        ds,
+        &settings.templates,
+        section,
+        settings.seed,
+        count_tokens,
+    );
+    let data = generator.generate(sim.as_ref(), &tops)?;
+    crate::pipeline::check_cancel()?;
+    for (task, why) in &data.skipped {
+        tracing::warn!("alignment task {task} left out: {why}");
+    }
+
+    spinner.set_message("ShareGPT");
+    let sharegpt = if section.wants_sharegpt() {
+        let path = settings.sharegpt_path.as_deref().ok_or_else(|| {
+            Error::Config(format!(
+                "alignment.sharegpt_path is not set: {}",
+                how_to_get(Path::new("(unset)"))
+            ))
+        })?;
+        Some(load_sharegpt(
+            path,
+            section.sharegpt_train,
+            section.sharegpt_valid,
+            section.sharegpt_max_prompt_tokens,
+            count_tokens,
+            settings.seed,
+        )?)
+    } else {
+        None
+    };
+    crate::pipeline::check_cancel()?;
+
+    spinner.set_message("writing");
+    let splits = assemble(&data, sharegpt.as_ref());
+    for (split, records) in Split::ALL.iter().zip(&splits) {
+        write_jsonl(&out_dir.join(format!("{}.jsonl", split.as_str())), records)?;
+    }
+    let explain = write_explanations(ds, &tops, out_dir, settings)?;
+    if tasks.contains(&Task::Uid2Summary) {
+        write_summary_queries(ds, out_dir, settings)?;
+    }
+    let templates_copy = out_dir.join("templates.toml");
+    let text = if section.templates.is_empty() {
+        super::templates::BUILTIN_TEMPLATES.to_string()
+    } else {
+        std::fs::read_to_string(&settings.templates.source).at(&settings.templates.source)?
+    };
+    std::fs::write(&templates_copy, text).at(&templates_copy)?;
+
+    let summary = summarize(&data, &splits, sharegpt.as_ref(), explain, settings);
+    let stats = out_dir.join("stats.json");
+    let stats_text = serde_json::to_string_pretty(&summary).expect("summary serializes");
+    std::fs::write(&stats, stats_text).at(&stats)?;
+    if section.export_original {
+        export_original(
+            out_dir,
+            &out_dir.join("original"),
+            section.mode,
+            &settings.templates,
+        )?;
+    }
+    spinner.finish_and_clear();
+    Ok(summary)
+}
+
+/// Task records (grouped by task) then ShareGPT, per split.
+fn assemble(data: &TaskData, sharegpt: Option<&ShareGpt>) -> [Vec<AlignmentRecord>; 2] {
+    Split::ALL.map(|split| {
+        let mut v: Vec<AlignmentRecord> = data
+            .records(split)
+            .cloned()
+            .map(AlignmentRecord::Task)
+            .collect();
+        if let Some(sg) = sharegpt {
+            let chats = if split == Split::Train {
+                &sg.train
+            } else {
+                &sg.valid
+            };
+            v.extend(chats.iter().cloned().map(AlignmentRecord::Chat));
+        }
+        v
+    })
+}
+
+fn summarize(
+    data: &TaskData,
+    splits: &[Vec<AlignmentRecord>; 2],
+    sharegpt: Option<&ShareGpt>,
+    explain: BTreeMap<String, usize>,
+    settings: &Settings,
+) -> Summary {
+    let mut counts: BTreeMap<String, [usize; 2]> = BTreeMap::new();
+    for (k, records) in splits.iter().enumerate() {
+        for r in records {
+            counts.entry(r.type_name().to_string()).or_default()[k] += 1;
+        }
+    }
+    Summary {
+        mode: settings.section.mode,
+        model: settings.model,
+        counts,
+        skipped: data
+            .skipped
+            .iter()
+            .map(|(t, why)| (t.to_string(), why.clone()))
+            .collect(),
+        sharegpt: sharegpt.map(|sg| ShareGptStats {
+            elements_read: sg.read.elements,
+            truncated_file: sg.read.truncated,
+            passed_filter: sg.kept,
+            train: sg.train.len(),
+            valid: sg.valid.len(),
+        }),
+        explain,
+        templates_version: settings.templates.version,
+        templates_sha256: settings.templates.sha256.clone(),
+        seed: settings.seed,
+    }
+}
+
+/// Writes the explanation prompts in every mode plus the external-LLM CSV; returns the record
+/// count per split.
+fn write_explanations(
+    ds: &Dataset,
+    tops: &TopInputs,
+    out_dir: &Path,
+    s: &Settings,
+) -> Result<BTreeMap<String, usize>> {
+    let mut counts = BTreeMap::new();
+    for (split, max) in [
+        (Split::Valid, s.explain_valid),
+        (Split::Train, s.explain_train),
+    ] {
+        let lines = explain_lines(ds, tops, split);
+        for mode in Mode::ALL {
+            let renderer = Renderer::new(ds, *mode, &s.section.separator);
+            let records =
+                explain_records(&renderer, &s.templates, s.section.max_hist_len, &lines, max)?;
+            let name = format!("explain_{mode}_{}.jsonl", split.as_str());
+            write_jsonl(&out_dir.join(name), &records)?;
+            if *mode == Mode::Behaviour {
+                let csv = out_dir.join(format!("explain_external_{}.csv", split.as_str()));
+                write_csv(&csv, &EXTERNAL_HEADER, external_rows(&records))?;
+            }
+            counts.insert(split.as_str().to_string(), records.len());
+        }
+    }
+    Ok(counts)
+}
+
+/// The §1.8 queries (one per user, in uid order) for an external LLM to write user summaries.
+fn write_summary_queries(ds: &Dataset, out_dir: &Path, s: &Settings) -> Result<()> {
+    let queries = summary_queries(
+        ds,
+        &s.templates,
+        &s.section.separator,
+        s.section.max_hist_len,
+    );
+    let rows = queries.into_iter().map(|(uid, q)| vec![uid.to_string(), q]);
+    write_csv(
+        &out_dir.join("summary_queries.csv"),
+        &["id", "question"],
+        rows,
+    )
+}
+
+/// Writes a finished stage folder's records in RecAI's JSON schema (`{mode}_{split}.json` and
+/// `explan_{mode}_{split}.json`) into `dest`.
+pub fn export_original(
+    stage_dir: &Path,
+    dest: &Path,
+    mode: Mode,
+    templates: &Templates,
+) -> Result<()> {
+    std::fs::create_dir_all(dest).at(dest)?;
+    for split in Split::ALL {
+        let records: Vec<AlignmentRecord> =
+            super::record::read_jsonl(&stage_dir.join(format!("{}.jsonl", split.as_str())))?;
+        let path = dest.join(format!("{mode}_{}.json", split.as_str()));
+        write_json_list(&path, records.iter().map(|r| to_original(r, templates)))?;
+        for m in Mode::ALL {
+            let src = stage_dir.join(format!("explain_{m}_{}.jsonl", split.as_str()));
+            let records: Vec<ExplainRecord> = super::record::read_jsonl(&src)?;
+            let path = dest.join(format!("explan_{m}_{}.json", split.as_str()));
+            write_json_list(
+                &path,
+                records.iter().map(|r| explain_to_original(r, templates)),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(23870), "23,870");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}
