@@ -57,6 +57,9 @@ pub enum Command {
     Report(crate::cli_report::ReportArgs),
     /// Print the metric differences of two runs with paired tests.
     Compare { a: String, b: String },
+    /// Build a dataset outside a run, or print a built dataset's statistics.
+    #[command(subcommand)]
+    Data(crate::data::DataCommand),
     /// Use an LLM directly (e.g. `recx llm chat --model smollm2 "question"`).
     Llm(crate::llm::cli::LlmArgs),
     /// Fetch or locate pretrained assets (models) in the local cache.
@@ -181,6 +184,7 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
         Command::Export(args) => cmd_export(&open_store(&cli.store)?, &args).map(|_| ok()),
         Command::Report(args) => crate::cli_report::cmd_report(&cli.store, &args),
         Command::Compare { a, b } => crate::cli_report::cmd_compare(&cli.store, &a, &b),
+        Command::Data(cmd) => crate::data::run_data(cmd, cli.quiet).map(|_| ok()).map_err(Into::into),
         Command::Llm(args) => crate::llm::cli::run_llm_command(args).map(|_| ok()).map_err(Into::into),
         Command::Assets(args) => crate::llm::cli::run_assets_command(args).map(|_| ok()).map_err(Into::into),
         Command::Sweep(args) => crate::cli_sweep::cmd_sweep(&cli.store, &args, progress),

@@ -29,6 +29,7 @@ pub fn registry() -> Vec<Box<dyn Stage>> {
     vec![
         Box::new(crate::data::DataStage),
         Box::new(crate::recommender::RecommenderStage),
+        Box::new(crate::alignment::AlignmentDataStage),
     ]
 }
 
@@ -57,6 +58,12 @@ pub trait Stage: Send + Sync {
 
     /// Computes the outputs into `ctx.out_dir()`.
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()>;
+
+    /// A short human summary of a finished output folder (e.g. a statistics table), printed
+    /// by the runner after the stage is computed.
+    fn summary(&self, _artifact_dir: &Path) -> Option<String> {
+        None
+    }
 }
 
 /// Receives a stage's measurements; the runner stores them against the stage hash.

@@ -321,6 +321,10 @@ fn execute_stage(
         fingerprint: sp.fingerprint.clone(),
     };
     store.complete_stage(&rec, &measured, &artifacts)?;
+    if let Some(summary) = stage.summary(&final_dir) {
+        progress.println(&summary);
+        tracing::info!("{kind} summary:\n{summary}");
+    }
     tracing::info!(
         "stage {kind} {}: done in {:.1}s ({} files)",
         short(&sp.hash),

@@ -24,6 +24,10 @@ const DATA_STAGE_VERSION: u32 = 1;
 pub struct DataStage;
 
 impl Stage for DataStage {
+    fn summary(&self, artifact_dir: &Path) -> Option<String> {
+        stats_table(artifact_dir).ok()
+    }
+
     fn kind(&self) -> StageKind {
         StageKind::Data
     }
