@@ -86,7 +86,7 @@ fn report_over_three_seeds_two_modes_renders() {
     let results_csv = read(dir.path(), "tables/results.csv");
     let row = results_csv
         .lines()
-        .find(|l| l.starts_with("mode=both,") && l.contains(",uid2next/hit@5,"))
+        .find(|l| l.starts_with("mode=both,") && l.contains(",eval.uid2next.hit@5,"))
         .unwrap();
     let fields: Vec<&str> = row.split(',').collect();
     assert_eq!(fields[3], "3", "n = 3 seeds");
@@ -111,12 +111,12 @@ fn report_over_three_seeds_two_modes_renders() {
     let sig = read(dir.path(), "tables/significance_examples.csv");
     assert!(
         sig.lines()
-            .any(|l| l.starts_with("uid2next/hit@5,mode=both") && l.contains("McNemar")),
+            .any(|l| l.starts_with("eval.uid2next.hit@5,mode=both") && l.contains("McNemar")),
         "{sig}"
     );
     assert!(
         sig.lines()
-            .any(|l| l.starts_with("uidiid2rank/ndcg@5,mode=both") && l.contains("Wilcoxon")),
+            .any(|l| l.starts_with("eval.uidiid2rank.ndcg@5,mode=both") && l.contains("Wilcoxon")),
         "{sig}"
     );
 
@@ -187,7 +187,7 @@ fn failed_runs_are_listed_but_not_counted() {
     let results = read(dir.path(), "tables/results.csv");
     let row = results
         .lines()
-        .find(|l| l.starts_with("mode=behaviour,") && l.contains(",uid2next/hit@5,"))
+        .find(|l| l.starts_with("mode=behaviour,") && l.contains(",eval.uid2next.hit@5,"))
         .unwrap();
     assert_eq!(row.split(',').nth(3), Some("2"));
     assert!(read(dir.path(), "tables/runs.csv").contains(",failed,"));

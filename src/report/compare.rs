@@ -223,7 +223,7 @@ mod tests {
         RunData {
             run_id: id.into(),
             seed,
-            status: "done".into(),
+            status: "completed".into(),
             metrics: [
                 ("hit".to_string(), stats::mean(hits)),
                 ("ndcg".to_string(), stats::mean(ndcg)),
