@@ -200,3 +200,46 @@ fn an_empty_selection_is_an_error() {
     let err = render_report(&[], &ReportOptions::default(), dir.path()).unwrap_err();
     assert!(err.to_string().contains("no runs"));
 }
+
+#[test]
+fn figures_appear_only_when_their_data_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = three_seeds_two_modes();
+    for r in &mut runs {
+        r.series.clear();
+        r.examples.clear();
+        r.metrics.retain(|k, _| !k.contains("confusion/"));
+    }
+    let summary = render_report(&runs, &ReportOptions::default(), dir.path()).unwrap();
+    assert_eq!(summary.figures, vec!["task_bars".to_string()]);
+    // Without examples there are no per-example tests, only the across-seed ones.
+    assert!(summary.tables.contains(&"significance_seeds".to_string()));
+    assert!(
+        !summary
+            .tables
+            .contains(&"significance_examples".to_string())
+    );
+    assert!(
+        !summary.tables.iter().any(|t| t.starts_with("paper_")),
+        "paper tables only in paper mode"
+    );
+}
+
+#[test]
+fn compare_prints_deltas_and_tests() {
+    let a = run("behaviour", "[]", 1);
+    let b = run("both", "[]", 1);
+    let comparisons = recx::report::compare(&a, &b);
+    let text = recx::report::render_comparison(&a, &b, &comparisons);
+    println!("{text}");
+    let hit = comparisons
+        .iter()
+        .find(|c| c.metric == "eval.uid2next.hit@5")
+        .unwrap();
+    assert_eq!(hit.tests[0].test, "McNemar");
+    assert!(
+        hit.holm_p.unwrap() < 0.05,
+        "a 0.6 vs 0.8 hit rate over 120 examples is detectable"
+    );
+    assert!(text.contains("eval.uid2next.hit@5") && text.contains("Wilcoxon"));
+}

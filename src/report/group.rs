@@ -191,7 +191,7 @@ pub(crate) fn fmt_summary(s: &Summary) -> String {
     }
 }
 
-fn fmt_p(p: f64) -> String {
+pub(crate) fn fmt_p(p: f64) -> String {
     if !p.is_finite() {
         "–".into()
     } else if p < 1e-4 {
