@@ -180,7 +180,7 @@ pub fn render_comparison(a: &RunData, b: &RunData, comparisons: &[Comparison]) -
             test,
             p,
             c.holm_p
-                .map_or("–".into(), |p| format!("{p:.4}{}", stats::stars(p))),
+                .map_or("–".into(), |p| format!("{}{}", fmt_p(p), stats::stars(p))),
             others.join("; "),
         ]);
     }
