@@ -18,7 +18,8 @@
 //!   correction. The statistic is min(R+, R−).
 //! - **Mann–Whitney U** (`scipy.stats.mannwhitneyu` defaults): the exact distribution when one
 //!   sample has at most 8 values and there are no ties, otherwise the normal approximation with
-//!   continuity and tie corrections. The statistic is U1 (of the first sample).
+//!   continuity and tie corrections (also beyond 100,000 values in the larger sample, where
+//!   scipy would still be exact). The statistic is U1 (of the first sample).
 //! - **McNemar**: the exact two-sided binomial test on the discordant pairs when there are fewer
 //!   than 25 of them, otherwise chi-square (1 df) with Edwards' continuity correction.
 //! - **Paired permutation test**: the mean difference under random sign flips; exact enumeration
@@ -341,7 +342,8 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> Result<MannWhitney> {
     let u1 = r1 - (n1 * (n1 + 1)) as f64 / 2.0;
     let u = u1.max(nn - u1);
     let has_ties = ties.iter().any(|&t| t > 1);
-    let exact = n1.min(n2) <= MANN_WHITNEY_EXACT_MAX_N && !has_ties;
+    // The exact counts need C(n1 + n2, min) to fit in i128: true below 100,000 values.
+    let exact = n1.min(n2) <= MANN_WHITNEY_EXACT_MAX_N && n1.max(n2) <= 100_000 && !has_ties;
     let (method, pvalue) = if exact {
         (
             PMethod::Exact,

@@ -86,7 +86,7 @@ fn report_over_three_seeds_two_modes_renders() {
     let results_csv = read(dir.path(), "tables/results.csv");
     let row = results_csv
         .lines()
-        .find(|l| l.starts_with("mode=both,") && l.contains(",uid2next/hit@5,"))
+        .find(|l| l.starts_with("mode=both,") && l.contains(",eval.uid2next.hit@5,"))
         .unwrap();
     let fields: Vec<&str> = row.split(',').collect();
     assert_eq!(fields[3], "3", "n = 3 seeds");
@@ -111,12 +111,12 @@ fn report_over_three_seeds_two_modes_renders() {
     let sig = read(dir.path(), "tables/significance_examples.csv");
     assert!(
         sig.lines()
-            .any(|l| l.starts_with("uid2next/hit@5,mode=both") && l.contains("McNemar")),
+            .any(|l| l.starts_with("eval.uid2next.hit@5,mode=both") && l.contains("McNemar")),
         "{sig}"
     );
     assert!(
         sig.lines()
-            .any(|l| l.starts_with("uidiid2rank/ndcg@5,mode=both") && l.contains("Wilcoxon")),
+            .any(|l| l.starts_with("eval.uidiid2rank.ndcg@5,mode=both") && l.contains("Wilcoxon")),
         "{sig}"
     );
 
@@ -187,7 +187,7 @@ fn failed_runs_are_listed_but_not_counted() {
     let results = read(dir.path(), "tables/results.csv");
     let row = results
         .lines()
-        .find(|l| l.starts_with("mode=behaviour,") && l.contains(",uid2next/hit@5,"))
+        .find(|l| l.starts_with("mode=behaviour,") && l.contains(",eval.uid2next.hit@5,"))
         .unwrap();
     assert_eq!(row.split(',').nth(3), Some("2"));
     assert!(read(dir.path(), "tables/runs.csv").contains(",failed,"));
@@ -199,4 +199,47 @@ fn an_empty_selection_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = render_report(&[], &ReportOptions::default(), dir.path()).unwrap_err();
     assert!(err.to_string().contains("no runs"));
+}
+
+#[test]
+fn figures_appear_only_when_their_data_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = three_seeds_two_modes();
+    for r in &mut runs {
+        r.series.clear();
+        r.examples.clear();
+        r.metrics.retain(|k, _| !k.contains("confusion/"));
+    }
+    let summary = render_report(&runs, &ReportOptions::default(), dir.path()).unwrap();
+    assert_eq!(summary.figures, vec!["task_bars".to_string()]);
+    // Without examples there are no per-example tests, only the across-seed ones.
+    assert!(summary.tables.contains(&"significance_seeds".to_string()));
+    assert!(
+        !summary
+            .tables
+            .contains(&"significance_examples".to_string())
+    );
+    assert!(
+        !summary.tables.iter().any(|t| t.starts_with("paper_")),
+        "paper tables only in paper mode"
+    );
+}
+
+#[test]
+fn compare_prints_deltas_and_tests() {
+    let a = run("behaviour", "[]", 1);
+    let b = run("both", "[]", 1);
+    let comparisons = recx::report::compare(&a, &b);
+    let text = recx::report::render_comparison(&a, &b, &comparisons);
+    println!("{text}");
+    let hit = comparisons
+        .iter()
+        .find(|c| c.metric == "eval.uid2next.hit@5")
+        .unwrap();
+    assert_eq!(hit.tests[0].test, "McNemar");
+    assert!(
+        hit.holm_p.unwrap() < 0.05,
+        "a 0.6 vs 0.8 hit rate over 120 examples is detectable"
+    );
+    assert!(text.contains("eval.uid2next.hit@5") && text.contains("Wilcoxon"));
 }

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::group::fmt_p;
 use super::{ReportOptions, RunData};
 use crate::stats::{self, TestOutcome};
 
@@ -159,17 +160,14 @@ pub fn render_comparison(a: &RunData, b: &RunData, comparisons: &[Comparison]) -
     for c in comparisons {
         let num = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.4}"));
         let (test, p) = match c.tests.first() {
-            Some(t) => (
-                format!("{} ({})", t.test, t.method),
-                format!("{:.4}", t.pvalue),
-            ),
+            Some(t) => (format!("{} ({})", t.test, t.method), fmt_p(t.pvalue)),
             None => (c.note.clone().unwrap_or_else(|| "–".into()), "–".into()),
         };
         let others: Vec<String> = c
             .tests
             .iter()
             .skip(1)
-            .map(|t| format!("{} p={:.4}", t.test, t.pvalue))
+            .map(|t| format!("{} p={}", t.test, fmt_p(t.pvalue)))
             .collect();
         rows.push(vec![
             c.metric.clone(),
@@ -182,7 +180,7 @@ pub fn render_comparison(a: &RunData, b: &RunData, comparisons: &[Comparison]) -
             test,
             p,
             c.holm_p
-                .map_or("–".into(), |p| format!("{p:.4}{}", stats::stars(p))),
+                .map_or("–".into(), |p| format!("{}{}", fmt_p(p), stats::stars(p))),
             others.join("; "),
         ]);
     }
@@ -223,7 +221,7 @@ mod tests {
         RunData {
             run_id: id.into(),
             seed,
-            status: "done".into(),
+            status: "completed".into(),
             metrics: [
                 ("hit".to_string(), stats::mean(hits)),
                 ("ndcg".to_string(), stats::mean(ndcg)),

@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::group::{Group, result_metrics};
-use super::{CONFUSION_PREFIX, EXAMPLE_RATING, Figure, PARAM_TASKS};
+use super::{CONFUSION_MARK, EXAMPLE_RATING, Figure, PARAM_TASKS};
 use crate::error::IoContext;
 use crate::{Error, Result, stats};
 
@@ -636,48 +636,65 @@ fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
     Ok(vec![save(&plot, dir, "ratings", caption)?])
 }
 
+/// Splits `<stage>.confusion/<true>/<pred>` into (`<stage>.`, true, pred).
+pub(crate) fn confusion_cell(name: &str) -> Option<(&str, &str, &str)> {
+    let at = name.find(CONFUSION_MARK)?;
+    if at > 0 && !name[..at].ends_with('.') {
+        return None;
+    }
+    let (t, p) = name[at + CONFUSION_MARK.len()..].split_once('/')?;
+    Some((&name[..at], t, p))
+}
+
 fn confusions(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
     for g in groups {
-        let cells: Vec<(&str, &str, f64)> = g
-            .summaries
-            .iter()
-            .filter_map(|(k, s)| {
-                let rest = k.strip_prefix(CONFUSION_PREFIX)?;
-                let (t, p) = rest.split_once('/')?;
-                Some((t, p, s.mean))
-            })
-            .collect();
-        if cells.is_empty() {
-            continue;
+        // One matrix per metric prefix (e.g. "discriminator.").
+        let mut matrices: BTreeMap<&str, Vec<(&str, &str, f64)>> = BTreeMap::new();
+        for (k, s) in &g.summaries {
+            if let Some((prefix, t, p)) = confusion_cell(k) {
+                matrices.entry(prefix).or_default().push((t, p, s.mean));
+            }
         }
-        let labels: Vec<String> = cells
-            .iter()
-            .flat_map(|(t, p, _)| [t.to_string(), p.to_string()])
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let idx = |l: &str| labels.iter().position(|x| x == l).expect("label collected");
-        let mut counts = vec![vec![0.0; labels.len()]; labels.len()];
-        for (t, p, v) in cells {
-            counts[idx(t)][idx(p)] = v;
+        let several = matrices.len() > 1;
+        for (prefix, cells) in matrices {
+            let labels: Vec<String> = cells
+                .iter()
+                .flat_map(|(t, p, _)| [t.to_string(), p.to_string()])
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let idx = |l: &str| labels.iter().position(|x| x == l).expect("label collected");
+            let mut counts = vec![vec![0.0; labels.len()]; labels.len()];
+            for (t, p, v) in cells {
+                counts[idx(t)][idx(p)] = v;
+            }
+            let source = prefix.trim_end_matches('.');
+            let title = match (groups.len() > 1, source.is_empty()) {
+                (true, true) => format!("Confusion matrix: {}", g.label),
+                (true, false) => format!("Confusion matrix ({source}): {}", g.label),
+                (false, true) => "Confusion matrix".to_string(),
+                (false, false) => format!("Confusion matrix ({source})"),
+            };
+            let plot = Heatmap {
+                title,
+                labels,
+                counts,
+            };
+            let caption = format!(
+                "Confusion matrix of {} {source} (rows: true, columns: predicted; mean counts over {} seeds, colour = row fraction; paper Fig. 4).",
+                g.label,
+                g.runs.len()
+            );
+            let mut id = "confusion".to_string();
+            if several {
+                id = format!("{id}_{}", slug(source));
+            }
+            if groups.len() > 1 {
+                id = format!("{id}_{}", slug(&g.label));
+            }
+            out.push(save(&plot, dir, &id, caption)?);
         }
-        let plot = Heatmap {
-            title: format!("Confusion matrix: {}", g.label),
-            labels,
-            counts,
-        };
-        let caption = format!(
-            "Confusion matrix of {} (rows: true, columns: predicted; mean counts over {} seeds, colour = row fraction; paper Fig. 4).",
-            g.label,
-            g.runs.len()
-        );
-        let id = if groups.len() == 1 {
-            "confusion".to_string()
-        } else {
-            format!("confusion_{}", slug(&g.label))
-        };
-        out.push(save(&plot, dir, &id, caption)?);
     }
     Ok(out)
 }
@@ -730,5 +747,11 @@ mod tests {
         );
         assert_eq!(label_lines("plain, text"), vec!["plain, text"]);
         assert_eq!(slug("mode=both, tasks=[]"), "mode_both_tasks");
+        assert_eq!(
+            confusion_cell("discriminator.confusion/H/gpt"),
+            Some(("discriminator.", "H", "gpt"))
+        );
+        assert_eq!(confusion_cell("confusion/a/b"), Some(("", "a", "b")));
+        assert_eq!(confusion_cell("x.noconfusion/a/b"), None);
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::compare::{Comparison, compare_with};
 use super::table::Table;
-use super::{CONFUSION_PREFIX, PARAM_MODE, ReportOptions, RunData, Section};
+use super::{PARAM_MODE, ReportOptions, RunData, Section};
 use crate::stats;
 
 /// Summary of one metric over the seeds of a group.
@@ -168,7 +168,7 @@ pub(crate) fn result_metrics<'a>(groups: impl IntoIterator<Item = &'a Group>) ->
         .collect();
     names
         .into_iter()
-        .filter(|n| !n.starts_with(CONFUSION_PREFIX))
+        .filter(|n| super::figures::confusion_cell(n).is_none())
         .cloned()
         .collect()
 }
@@ -191,7 +191,7 @@ pub(crate) fn fmt_summary(s: &Summary) -> String {
     }
 }
 
-fn fmt_p(p: f64) -> String {
+pub(crate) fn fmt_p(p: f64) -> String {
     if !p.is_finite() {
         "–".into()
     } else if p < 1e-4 {

@@ -14,13 +14,15 @@
 //!   e.g. `alignment.tasks = ["uid2next", "uid2hist"]`, the empty list as `[]`). The report reads
 //!   [`PARAM_MODE`] (`alignment.mode`: behaviour / intention / both / none) and [`PARAM_TASKS`]
 //!   (`alignment.tasks`). Params that differ between groups name the groups.
-//! - `metrics`: final scalar metrics. Names are free; the paper tables look up the names in
-//!   [`PaperKeys`]. Metrics named `confusion/<true label>/<predicted label>` are counts of a
-//!   confusion matrix (paper Fig. 4).
-//! - `series`: training curves, name → (step, value), e.g. `train/loss`.
+//! - `metrics`: final scalar metrics, named `<stage>.<metric>` as the store records them. Names
+//!   are free; the paper tables look up the names in [`PaperKeys`] (defaults such as
+//!   `eval.uid2next.hit@5`, `judge.rating_mean`, `discriminator.predictor_mse`). Metrics named
+//!   `<stage>.confusion/<true label>/<predicted label>` are the counts of a confusion matrix
+//!   (paper Fig. 4), one matrix per `<stage>.` prefix.
+//! - `series`: training curves, name → (step, value), e.g. `train.loss`.
 //! - `examples`: per-example results, metric name → (example id, value). Binary metrics (values
 //!   all 0 or 1) are compared with McNemar, others with Wilcoxon, a paired permutation test and the
-//!   paired t-test. Example ids pair the two runs. [`EXAMPLE_RATING`] (`judge/rating`, integers
+//!   paired t-test. Example ids pair the two runs. [`EXAMPLE_RATING`] (`judge.rating`, integers
 //!   0–3) feeds the rating-distribution figure (paper Fig. 3).
 //!
 //! # What comes out (`out_dir`)
@@ -59,9 +61,9 @@ pub const PARAM_MODE: &str = "alignment.mode";
 /// Param naming the subset of alignment tasks (task ablation, paper Fig. 7).
 pub const PARAM_TASKS: &str = "alignment.tasks";
 /// Per-example judge ratings, integers 0–3 (paper Fig. 3).
-pub const EXAMPLE_RATING: &str = "judge/rating";
-/// Metric prefix of confusion-matrix counts: `confusion/<true>/<predicted>`.
-pub const CONFUSION_PREFIX: &str = "confusion/";
+pub const EXAMPLE_RATING: &str = "judge.rating";
+/// Marks confusion-matrix counts in metric names: `<stage>.confusion/<true>/<predicted>`.
+pub const CONFUSION_MARK: &str = "confusion/";
 
 /// One run as the report sees it; built by the store loader.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,7 +76,8 @@ pub struct RunData {
     pub git_commit: String,
     pub git_dirty: bool,
     pub seed: u64,
-    /// e.g. "done", "failed"; only "done" runs enter statistics, the rest are listed.
+    /// The store's run status ("completed", "failed", ...); only completed runs (also accepted:
+    /// "done") enter statistics, the rest are listed.
     pub status: String,
     pub params: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
@@ -85,7 +88,7 @@ pub struct RunData {
 impl RunData {
     /// Whether this run finished and its numbers may be used.
     pub fn is_done(&self) -> bool {
-        self.status == "done" || self.status == "completed"
+        matches!(self.status.as_str(), "completed" | "done")
     }
 }
 

@@ -48,14 +48,14 @@ impl Default for PaperKeys {
     fn default() -> Self {
         PaperKeys {
             table1: vec![
-                PaperColumn::new("T1 H@5", "t1_hr5", "uid2next/hit@5"),
-                PaperColumn::new("T1 N@5", "t1_ndcg5", "uid2next/ndcg@5"),
-                PaperColumn::new("T2 N@5", "t2_ndcg5", "uidiid2rank/ndcg@5"),
-                PaperColumn::new("T3 ACC", "t3_acc", "uidiid2binary/acc"),
-                PaperColumn::new("T6 HCR", "t6_hcr", "uid2hist/hcr"),
+                PaperColumn::new("T1 H@5", "t1_hr5", "eval.uid2next.hit@5"),
+                PaperColumn::new("T1 N@5", "t1_ndcg5", "eval.uid2next.ndcg@5"),
+                PaperColumn::new("T2 N@5", "t2_ndcg5", "eval.uidiid2rank.ndcg@5"),
+                PaperColumn::new("T3 ACC", "t3_acc", "eval.uidiid2binary.acc"),
+                PaperColumn::new("T6 HCR", "t6_hcr", "eval.uid2hist.hcr"),
             ],
-            table2: PaperColumn::new("GPT-4 rating (0–3)", "rating_mean", "judge/rating_mean"),
-            table3: PaperColumn::new("MSE ↓", "predictor_mse", "predictor/mse"),
+            table2: PaperColumn::new("GPT-4 rating (0–3)", "rating_mean", "judge.rating_mean"),
+            table3: PaperColumn::new("MSE ↓", "predictor_mse", "discriminator.predictor_mse"),
         }
     }
 }

@@ -41,24 +41,27 @@ pub fn run(mode: &str, tasks: &str, seed: u64) -> RunData {
     };
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
     let mut metrics = BTreeMap::new();
-    metrics.insert("uid2next/hit@5".to_string(), mean(&hits));
-    metrics.insert("uid2next/ndcg@5".to_string(), mean(&hits) * 0.8);
-    metrics.insert("uidiid2rank/ndcg@5".to_string(), mean(&ndcg));
+    metrics.insert("eval.uid2next.hit@5".to_string(), mean(&hits));
+    metrics.insert("eval.uid2next.ndcg@5".to_string(), mean(&hits) * 0.8);
+    metrics.insert("eval.uidiid2rank.ndcg@5".to_string(), mean(&ndcg));
     metrics.insert(
-        "uidiid2binary/acc".to_string(),
+        "eval.uidiid2binary.acc".to_string(),
         0.5 + skill / 2.0 + 0.01 * rng.random::<f64>(),
     );
-    metrics.insert("uid2hist/hcr".to_string(), 0.1 + 0.05 * rng.random::<f64>());
-    metrics.insert("judge/rating_mean".to_string(), mean(&ratings));
     metrics.insert(
-        "predictor/mse".to_string(),
+        "eval.uid2hist.hcr".to_string(),
+        0.1 + 0.05 * rng.random::<f64>(),
+    );
+    metrics.insert("judge.rating_mean".to_string(), mean(&ratings));
+    metrics.insert(
+        "discriminator.predictor_mse".to_string(),
         3.0 - 2.0 * skill + 0.1 * rng.random::<f64>(),
     );
     for (t, row) in ["recexplainer-H", "vicuna", "chatgpt"].iter().enumerate() {
         for (p, col) in ["recexplainer-H", "vicuna", "chatgpt"].iter().enumerate() {
             let base = if t == p { 400.0 } else { 50.0 };
             metrics.insert(
-                format!("confusion/{row}/{col}"),
+                format!("discriminator.confusion/{row}/{col}"),
                 (base + 20.0 * rng.random::<f64>()).round(),
             );
         }
@@ -84,14 +87,14 @@ pub fn run(mode: &str, tasks: &str, seed: u64) -> RunData {
         git_commit: "0123456789abcdef0123456789abcdef01234567".into(),
         git_dirty: seed == 2,
         seed,
-        status: "done".into(),
+        status: "completed".into(),
         params,
         metrics,
-        series: [("train/loss".to_string(), loss)].into(),
+        series: [("train.loss".to_string(), loss)].into(),
         examples: [
-            ("uid2next/hit@5".to_string(), ids(&hits)),
-            ("uidiid2rank/ndcg@5".to_string(), ids(&ndcg)),
-            ("judge/rating".to_string(), ids(&ratings)),
+            ("eval.uid2next.hit@5".to_string(), ids(&hits)),
+            ("eval.uidiid2rank.ndcg@5".to_string(), ids(&ndcg)),
+            ("judge.rating".to_string(), ids(&ratings)),
         ]
         .into(),
     }
