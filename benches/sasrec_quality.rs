@@ -13,22 +13,43 @@ use recx::recommender::{ModelKind, RecommenderSection, run_recommender};
 use recx::spec::RawSpec;
 
 fn main() {
-    let Some(data) = sasrec_support::games_stage2() else { return };
-    println!("Games stage-2: {} users, {} items, {} interactions", data.n_users, data.n_items, data.n_interactions());
-    let only: Option<String> = std::env::args().skip(1).find(|a| a == "sasrec" || a == "mf");
+    let Some(data) = sasrec_support::games_stage2() else {
+        return;
+    };
+    println!(
+        "Games stage-2: {} users, {} items, {} interactions",
+        data.n_users,
+        data.n_items,
+        data.n_interactions()
+    );
+    let only: Option<String> = std::env::args()
+        .skip(1)
+        .find(|a| a == "sasrec" || a == "mf");
     for model in [ModelKind::Sasrec, ModelKind::Mf] {
         if only.as_deref().is_some_and(|o| o != model.as_str()) {
             continue;
         }
-        let section = RecommenderSection { model, ..Default::default() };
+        let section = RecommenderSection {
+            model,
+            ..Default::default()
+        };
         let settings = section.resolve(0).unwrap();
-        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/sasrec_quality/{model}"));
+        let out =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/sasrec_quality/{model}"));
         std::fs::create_dir_all(&out).unwrap();
         let spec = RawSpec::default();
         let progress = Progress::new(false);
         let mut m = Measurements::default();
         let t = Instant::now();
-        let mut ctx = StageContext::new(&spec, Path::new("."), 0, out.clone(), BTreeMap::new(), &mut m, &progress);
+        let mut ctx = StageContext::new(
+            &spec,
+            Path::new("."),
+            0,
+            out.clone(),
+            BTreeMap::new(),
+            &mut m,
+            &progress,
+        );
         run_recommender(&mut ctx, &settings, &data).unwrap();
         let s = &m.scalars;
         println!(

@@ -28,7 +28,9 @@ fn main() {
         .nth(1)
         .map_or(8, |s| s.parse().expect("--steps N"));
     let warmup = 2;
-    let Some(data) = sasrec_support::games_stage2() else { return };
+    let Some(data) = sasrec_support::games_stage2() else {
+        return;
+    };
     let ex = Examples::new(&data);
     println!(
         "Games stage-2: {} users, {} items, {} training samples; {steps} timed steps of batch {BATCH} (+{warmup} warm-up)",
@@ -37,11 +39,22 @@ fn main() {
         ex.train.len()
     );
     let batches: Vec<Vec<usize>> = (0..steps + warmup)
-        .map(|s| (0..BATCH).map(|k| (s * BATCH + k * 7919) % ex.train.len()).collect())
+        .map(|s| {
+            (0..BATCH)
+                .map(|k| (s * BATCH + k * 7919) % ex.train.len())
+                .collect()
+        })
         .collect();
 
     let recx_rate = run_recx(&ex, &batches, warmup);
-    println!("recx    (burn flex{}): {recx_rate:9.1} samples/s", if cfg!(feature = "x86-v4") { " + x86-v4" } else { "" });
+    println!(
+        "recx    (burn flex{}): {recx_rate:9.1} samples/s",
+        if cfg!(feature = "x86-v4") {
+            " + x86-v4"
+        } else {
+            ""
+        }
+    );
 
     let file = write_batches(&ex, &batches);
     // As UniRec computes it (every position of the last block), and with recx's shortcut of
@@ -88,7 +101,10 @@ fn write_batches(ex: &Examples<'_>, batches: &[Vec<usize>]) -> tempfile::NamedTe
         for &i in idx {
             let e = &ex.train[i];
             let h = recx::recommender::sasrec::pad_history(e.query.history, 9);
-            let line: Vec<String> = std::iter::once(e.target).chain(h).map(|v| v.to_string()).collect();
+            let line: Vec<String> = std::iter::once(e.target)
+                .chain(h)
+                .map(|v| v.to_string())
+                .collect();
             writeln!(f, "{}", line.join(" ")).unwrap();
         }
     }
@@ -97,9 +113,18 @@ fn write_batches(ex: &Examples<'_>, batches: &[Vec<usize>]) -> tempfile::NamedTe
 }
 
 /// Runs the PyTorch port on the same batches; its last stdout line is samples/s.
-fn run_reference(batches: &Path, n_items: usize, warmup: usize, last_only: bool) -> Result<f64, String> {
+fn run_reference(
+    batches: &Path,
+    n_items: usize,
+    warmup: usize,
+    last_only: bool,
+) -> Result<f64, String> {
     let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| {
-        if Path::new("/work/pyenv/bin/python").exists() { "/work/pyenv/bin/python".into() } else { "python3".into() }
+        if Path::new("/work/pyenv/bin/python").exists() {
+            "/work/pyenv/bin/python".into()
+        } else {
+            "python3".into()
+        }
     });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sasrec_reference.py");
     let mut cmd = Command::new(&python);
@@ -109,12 +134,23 @@ fn run_reference(batches: &Path, n_items: usize, warmup: usize, last_only: bool)
     }
     let out = cmd
         .args(["--batches", &batches.display().to_string()])
-        .args(["--n-items", &n_items.to_string(), "--batch", &BATCH.to_string(), "--warmup", &warmup.to_string()])
+        .args([
+            "--n-items",
+            &n_items.to_string(),
+            "--batch",
+            &BATCH.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
         .output()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!("{python} failed: {}{}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{python} failed: {}{}",
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     stdout
         .lines()

@@ -34,7 +34,12 @@ fn stage2(d: &Dataset, n_items: usize, n_users: usize, seed: u64) -> Dataset {
     let keep: std::collections::HashSet<u32> = items.iter().take(n_items).map(|p| p.0).collect();
     let mut users: Vec<Vec<u32>> = d
         .users()
-        .map(|(_, s)| s.iter().copied().filter(|i| keep.contains(i)).collect::<Vec<_>>())
+        .map(|(_, s)| {
+            s.iter()
+                .copied()
+                .filter(|i| keep.contains(i))
+                .collect::<Vec<_>>()
+        })
         .filter(|s| s.len() >= 5)
         .collect();
     users.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -42,7 +47,10 @@ fn stage2(d: &Dataset, n_items: usize, n_users: usize, seed: u64) -> Dataset {
     let mut users: Vec<Vec<u32>> = users.choose_multiple(&mut rng, n_users).cloned().collect();
     loop {
         let mut c: HashMap<u32, usize> = HashMap::new();
-        users.iter().flatten().for_each(|&i| *c.entry(i).or_default() += 1);
+        users
+            .iter()
+            .flatten()
+            .for_each(|&i| *c.entry(i).or_default() += 1);
         let before: usize = users.iter().map(Vec::len).sum();
         users.retain(|s| s.len() >= 5);
         for s in &mut users {
