@@ -30,6 +30,9 @@ pub struct Examples<'a> {
     /// Rows of the user table: users plus padding.
     pub n_user_rows: usize,
     /// `seen[uid]`: the user's whole sequence, sorted and deduplicated (never a negative).
+    /// As in UniRec, whose `user_history.tsv` holds the full sequence, this includes the test
+    /// item: MF's sampled softmax never pushes it down for its user, which inflates MF's test
+    /// metrics (on Games, MF's HR@1 ends far above SASRec's while its HR@20 stays below).
     pub seen: Vec<Vec<u32>>,
 }
 
