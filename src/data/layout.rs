@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,12 @@ impl Dataset {
     /// `datamaps.json` is optional (without it the raw user ids are the uids themselves). Any
     /// malformed line fails with `file:line: reason`.
     pub fn load(dir: &Path) -> Result<Dataset> {
-        read_layout(dir, "data.path", OnBadLine::Error, &mut Skipped::default())
+        read_layout(
+            LayoutInput::Dir(dir),
+            "data.path",
+            OnBadLine::Error,
+            &mut Skipped::default(),
+        )
     }
 
     fn write_sequences(&self, path: &Path) -> Result<()> {
@@ -155,22 +160,83 @@ impl Dataset {
     }
 }
 
-/// Reads the processed layout from `dir`; `key` names the spec key in missing-file errors.
+/// Where a processed layout comes from: a folder, or files compiled into the binary.
+#[derive(Debug, Clone, Copy)]
+pub enum LayoutInput<'a> {
+    Dir(&'a Path),
+    Embedded {
+        /// Shown in messages in place of a folder, e.g. `<embedded games-mini>`.
+        label: &'a str,
+        sequences: &'static str,
+        metadata: &'static str,
+        datamaps: &'static str,
+    },
+}
+
+impl LayoutInput<'_> {
+    /// The path of `file` as messages show it.
+    pub fn path(&self, file: &str) -> PathBuf {
+        match self {
+            LayoutInput::Dir(d) => d.join(file),
+            LayoutInput::Embedded { label, .. } => Path::new(label).join(file),
+        }
+    }
+
+    /// Opens `file`; `None` when it does not exist.
+    fn open(&self, file: &str, key: &str) -> Result<Option<Box<dyn BufRead + Send>>> {
+        match self {
+            LayoutInput::Dir(d) => {
+                let p = d.join(file);
+                if p.exists() {
+                    lines::open(&p, key).map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+            LayoutInput::Embedded {
+                sequences,
+                metadata,
+                datamaps,
+                ..
+            } => {
+                let text: &'static str = match file {
+                    SEQUENCES => sequences,
+                    METADATA => metadata,
+                    _ => datamaps,
+                };
+                Ok(Some(Box::new(std::io::Cursor::new(text.as_bytes()))))
+            }
+        }
+    }
+
+    /// Opens a required `file`, naming `key` when it is missing.
+    fn require(&self, file: &str, key: &str) -> Result<Box<dyn BufRead + Send>> {
+        self.open(file, key)?.ok_or_else(|| Error::MissingInput {
+            key: key.to_string(),
+            path: self.path(file),
+        })
+    }
+}
+
+/// Reads the processed layout; `key` names the spec key in missing-file errors.
 pub(crate) fn read_layout(
-    dir: &Path,
+    input: LayoutInput<'_>,
     key: &str,
     policy: OnBadLine,
     skipped: &mut Skipped,
 ) -> Result<Dataset> {
-    lines::require(dir, key)?;
+    if let LayoutInput::Dir(dir) = input {
+        lines::require(dir, key)?;
+    }
     let mut items = vec![ItemMeta::default()];
-    let meta_path = dir.join(METADATA);
+    let meta_path = input.path(METADATA);
     let mut expected_line = 1usize;
     // metadata.json is positional (line k is item k), so a bad line can never be skipped: it
     // would shift every later item.
-    lines::for_each_line(
+    let reader = input.require(METADATA, key)?;
+    lines::for_each_line_in(
+        reader,
         &meta_path,
-        key,
         OnBadLine::Error,
         skipped,
         |line_no, text| {
@@ -186,14 +252,15 @@ pub(crate) fn read_layout(
     )?;
     let n_items = items.len() - 1;
 
-    let maps = read_datamaps(&dir.join(DATAMAPS), key)?;
+    let maps_path = input.path(DATAMAPS);
+    let maps = read_datamaps(input.open(DATAMAPS, key)?, &maps_path)?;
     if let Some(maps) = &maps {
         for (iid, item) in items.iter_mut().enumerate().skip(1) {
             match maps.id2item.get(&iid.to_string()) {
                 Some(raw) if item.raw_id.is_empty() => item.raw_id = raw.clone(),
                 Some(raw) if *raw != item.raw_id => {
                     return Err(Error::bad_input(
-                        dir.join(DATAMAPS),
+                        &maps_path,
                         1,
                         format!(
                             "id2item[\"{iid}\"] = {raw:?} but line {iid} of {METADATA} has asin {:?}",
@@ -206,17 +273,21 @@ pub(crate) fn read_layout(
         }
     }
 
-    let seq_path = dir.join(SEQUENCES);
+    let seq_path = input.path(SEQUENCES);
+    let reader = input.require(SEQUENCES, key)?;
     let mut sequences: Vec<Vec<u32>> = vec![Vec::new()];
-    lines::for_each_line(&seq_path, key, policy, skipped, |_, text| {
+    lines::for_each_line_in(reader, &seq_path, policy, skipped, |_, text| {
         let (uid, seq) = parse_sequence_line(text, n_items)?;
         let expected = sequences.len();
-        if uid as usize != expected {
+        // Under `on_bad_line = "skip"` a skipped user line leaves a gap: those users stay empty.
+        let gap_from_skip = policy == OnBadLine::Skip && uid as usize > expected;
+        if uid as usize != expected && !gap_from_skip {
             return Err(format!(
                 "expected user id {expected} (users must be listed in id order 1, 2, ...), \
                  found {uid}"
             ));
         }
+        sequences.resize(uid as usize, Vec::new());
         sequences.push(seq);
         Ok(())
     })?;
@@ -277,11 +348,12 @@ struct DataMaps {
     id2item: HashMap<String, String>,
 }
 
-fn read_datamaps(path: &Path, key: &str) -> Result<Option<DataMaps>> {
-    if !path.exists() {
+fn read_datamaps(reader: Option<Box<dyn BufRead + Send>>, path: &Path) -> Result<Option<DataMaps>> {
+    let Some(mut reader) = reader else {
         return Ok(None);
-    }
-    let bytes = lines::read_all(path, key)?;
+    };
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).at(path)?;
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Error::bad_input(path, e.line(), format!("invalid datamaps JSON: {e}")))

@@ -6,7 +6,7 @@
 //! its 1-based number so errors can say `file:line`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -90,9 +90,19 @@ pub fn for_each_line(
     key: &str,
     policy: OnBadLine,
     skipped: &mut Skipped,
+    f: impl FnMut(usize, &str) -> std::result::Result<(), String>,
+) -> Result<()> {
+    for_each_line_in(open(path, key)?, path, policy, skipped, f)
+}
+
+/// [`for_each_line`] over an already open reader; `path` is only used in messages.
+pub fn for_each_line_in(
+    mut reader: Box<dyn BufRead + Send>,
+    path: &Path,
+    policy: OnBadLine,
+    skipped: &mut Skipped,
     mut f: impl FnMut(usize, &str) -> std::result::Result<(), String>,
 ) -> Result<()> {
-    let mut reader = open(path, key)?;
     let mut buf = Vec::with_capacity(4096);
     let mut line_no = 0usize;
     loop {
@@ -127,7 +137,8 @@ pub fn for_each_line(
     }
 }
 
-fn handle(
+/// Applies the bad-line policy to a rejected line: fail, or count it and go on.
+pub fn handle(
     path: &Path,
     line: usize,
     policy: OnBadLine,
@@ -142,14 +153,6 @@ fn handle(
             Ok(())
         }
     }
-}
-
-/// Reads a whole (possibly gzipped) file as bytes; for small single-object files such as
-/// `datamaps.json`.
-pub fn read_all(path: &Path, key: &str) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    open(path, key)?.read_to_end(&mut bytes).at(path)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

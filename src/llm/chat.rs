@@ -1,0 +1,588 @@
+//! Chat templates: how a question and answer become the text the model reads (spec §4.4), which
+//! tokens the loss covers (§4.5), and how a generation is cut back to the answer (§5.1).
+//!
+//! The five backbones of RecExplainer (vicuna, mistral, llama-2, llama-3, phi3) are rendered
+//! exactly as its FastChat-derived `conversation.py` does, plus chatml for SmolLM2/Qwen.
+//!
+//! The loss span is found from character positions, not by re-tokenising the instruction and
+//! subtracting a per-template offset as the original does: the renderer records the byte ranges
+//! of every assistant answer plus its end-of-turn marker, and a token is trained on when its
+//! span overlaps one of them. This gives the span the spec describes (answer + end-of-turn, on
+//! every assistant turn of a multi-turn ShareGPT conversation) for any tokenizer, without the
+//! original's "tokenization mismatch" failure mode. Where the inference prompt ends before a
+//! space (vicuna's `ASSISTANT:`, `[/INST]`), that space belongs to the trained range, since the
+//! model has to generate it (with SentencePiece it is the `▁` of the first answer token anyway).
+//! Tokens after the end-of-turn marker (llama-2's `<s>`, the newline after phi3's `<|end|>` and
+//! chatml's `<|im_end|>`) are not trained on.
+
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::llm::tokenizer::{BpeTrainConfig, Tokenizer};
+
+crate::spec_enum! {
+    /// A chat template name as written in a spec (`llm.template`).
+    pub enum TemplateName ("template") {
+        Vicuna = "vicuna",
+        Mistral = "mistral",
+        Llama2 = "llama-2",
+        Llama3 = "llama-3",
+        Phi3 = "phi3",
+        Chatml = "chatml",
+    }
+}
+
+/// Vicuna v1.1+ system message (FastChat `vicuna_v1.1`).
+pub const VICUNA_SYSTEM: &str = "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
+/// Phi-3's system message in RecExplainer's template.
+pub const PHI3_SYSTEM: &str = "You are a helpful AI assistant.";
+/// SmolLM2-Instruct's default system message (from the GGUF's `tokenizer.chat_template`).
+pub const SMOLLM2_SYSTEM: &str =
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+
+/// Who speaks a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    /// ShareGPT's `from` field: `human` or `gpt`.
+    pub fn from_sharegpt(from: &str) -> Option<Role> {
+        match from {
+            "human" => Some(Role::User),
+            "gpt" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+}
+
+impl Turn {
+    pub fn user(text: impl Into<String>) -> Turn {
+        Turn {
+            role: Role::User,
+            text: text.into(),
+        }
+    }
+
+    pub fn assistant(text: impl Into<String>) -> Turn {
+        Turn {
+            role: Role::Assistant,
+            text: text.into(),
+        }
+    }
+}
+
+/// A rendered training conversation: the text and the byte ranges the loss covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    /// Each assistant answer plus its end-of-turn marker, as byte ranges of `text`.
+    pub trained: Vec<Range<usize>>,
+}
+
+/// A tokenized training conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingSample {
+    pub ids: Vec<u32>,
+    /// `true` where the token is a target of the loss (answer + end-of-turn).
+    pub loss_mask: Vec<bool>,
+}
+
+impl TrainingSample {
+    /// HF-style labels: the id where trained, −100 elsewhere (the loss shifts them by one).
+    pub fn labels(&self) -> Vec<i64> {
+        self.ids
+            .iter()
+            .zip(&self.loss_mask)
+            .map(|(&id, &m)| if m { id as i64 } else { -100 })
+            .collect()
+    }
+
+    /// The trained token ids, in order.
+    pub fn trained_ids(&self) -> Vec<u32> {
+        self.ids
+            .iter()
+            .zip(&self.loss_mask)
+            .filter(|(_, m)| **m)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+}
+
+/// A chat template with its system message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTemplate {
+    name: TemplateName,
+    system: String,
+}
+
+/// Text being rendered, with the trained ranges recorded as they are written.
+#[derive(Default)]
+struct Writer {
+    text: String,
+    trained: Vec<Range<usize>>,
+}
+
+impl Writer {
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    fn push_trained(&mut self, s: &str) {
+        let start = self.text.len();
+        self.text.push_str(s);
+        self.trained.push(start..self.text.len());
+    }
+}
+
+impl ChatTemplate {
+    /// The template with its default system message (empty for mistral, llama-2 and llama-3,
+    /// as in RecExplainer; SmolLM2's for chatml).
+    pub fn new(name: TemplateName) -> ChatTemplate {
+        let system = match name {
+            TemplateName::Vicuna => VICUNA_SYSTEM,
+            TemplateName::Phi3 => PHI3_SYSTEM,
+            TemplateName::Chatml => SMOLLM2_SYSTEM,
+            TemplateName::Mistral | TemplateName::Llama2 | TemplateName::Llama3 => "",
+        };
+        ChatTemplate {
+            name,
+            system: system.to_string(),
+        }
+    }
+
+    /// Replaces the system message (empty = none, for templates that allow leaving it out).
+    pub fn with_system(mut self, system: impl Into<String>) -> ChatTemplate {
+        self.system = system.into();
+        self
+    }
+
+    pub fn name(&self) -> TemplateName {
+        self.name
+    }
+
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    /// The inference prompt for one question; it ends right after the assistant header.
+    pub fn prompt(&self, question: &str) -> String {
+        self.render(&[Turn::user(question)], true)
+            .expect("one user turn is a valid conversation")
+            .text
+    }
+
+    /// The inference prompt for a conversation ending with a user turn.
+    pub fn prompt_conversation(&self, turns: &[Turn]) -> Result<String> {
+        Ok(self.render(turns, true)?.text)
+    }
+
+    /// The training string for one question and answer.
+    pub fn training_text(&self, question: &str, answer: &str) -> String {
+        self.render_training(&[Turn::user(question), Turn::assistant(answer)])
+            .expect("a user turn then an assistant turn is a valid conversation")
+            .text
+    }
+
+    /// Renders a training conversation (alternating turns, user first, assistant last).
+    pub fn render_training(&self, turns: &[Turn]) -> Result<Rendered> {
+        self.render(turns, false)
+    }
+
+    /// Tokenizes a training conversation and marks the tokens the loss covers. The tokenizer
+    /// adds BOS as it is configured (so llama-3 starts with two BOS, as in the original).
+    pub fn training_sample(&self, tok: &Tokenizer, turns: &[Turn]) -> Result<TrainingSample> {
+        let rendered = self.render_training(turns)?;
+        let enc = tok.encode_with_offsets(&rendered.text, true)?;
+        let loss_mask = enc
+            .offsets
+            .iter()
+            .map(|&(s, e)| s < e && rendered.trained.iter().any(|r| s < r.end && e > r.start))
+            .collect();
+        Ok(TrainingSample {
+            ids: enc.ids,
+            loss_mask,
+        })
+    }
+
+    /// Token ids of the inference prompt for one question (BOS added as configured).
+    pub fn prompt_ids(&self, tok: &Tokenizer, question: &str) -> Result<Vec<u32>> {
+        tok.encode(&self.prompt(question), true)
+    }
+
+    /// The first token of `answer` as the model produces it right after the assistant header,
+    /// e.g. `"▁Yes"` for vicuna/llama-2/mistral and `"Yes"` for llama-3/chatml (spec §5.3).
+    pub fn answer_start_id(&self, tok: &Tokenizer, answer: &str) -> Result<u32> {
+        let sample =
+            self.training_sample(tok, &[Turn::user("Question"), Turn::assistant(answer)])?;
+        sample.trained_ids().first().copied().ok_or_else(|| {
+            Error::Tokenizer(format!(
+                "answer {answer:?} gives no tokens under {}",
+                self.name
+            ))
+        })
+    }
+
+    /// The `(Yes, No)` ids compared by the binary task (spec §5.3). Fails when both answers
+    /// start with the same token (e.g. a lone space token), which would make the task meaningless.
+    pub fn yes_no_ids(&self, tok: &Tokenizer) -> Result<(u32, u32)> {
+        let (yes, no) = (
+            self.answer_start_id(tok, "Yes")?,
+            self.answer_start_id(tok, "No")?,
+        );
+        if yes == no {
+            return Err(Error::Tokenizer(format!(
+                "\"Yes\" and \"No\" both start with token {yes} ({:?}) under {}",
+                tok.id_to_token(yes).unwrap_or_default(),
+                self.name
+            )));
+        }
+        Ok((yes, no))
+    }
+
+    /// The separator after which a decoded generation holds the answer (spec §5.1).
+    pub fn assistant_separator(&self) -> &'static str {
+        match self.name {
+            TemplateName::Vicuna => " ASSISTANT:",
+            TemplateName::Mistral | TemplateName::Llama2 => " [/INST]",
+            TemplateName::Llama3 => "<|start_header_id|>assistant<|end_header_id|>\n\n",
+            TemplateName::Phi3 => "<|assistant|>\n",
+            TemplateName::Chatml => "<|im_start|>assistant\n",
+        }
+    }
+
+    /// Strings that end an answer, applied in this order when cutting a generation.
+    pub fn stop_strings(&self) -> &'static [&'static str] {
+        match self.name {
+            TemplateName::Vicuna | TemplateName::Mistral | TemplateName::Llama2 => &["</s>"],
+            TemplateName::Llama3 => &["<|eot_id|>", "<|end_of_text|>"],
+            TemplateName::Phi3 => &["<|end|>", "<|endoftext|>"],
+            TemplateName::Chatml => &["<|im_end|>", "<|endoftext|>"],
+        }
+    }
+
+    /// Token ids that end generation: the stop strings that are single tokens, then EOS
+    /// (llama-3: 128009, 128001; phi3: 32007 first).
+    pub fn stop_token_ids(&self, tok: &Tokenizer) -> Vec<u32> {
+        let mut ids: Vec<u32> = Vec::new();
+        let candidates = self
+            .stop_strings()
+            .iter()
+            .filter_map(|s| tok.token_to_id(s))
+            .chain(tok.eos_id());
+        for id in candidates {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    /// Tokens generation must never produce (spec §5.1): pad, bos, unk and the placeholders;
+    /// for llama-3 and chatml every special token. Stop tokens are never banned.
+    pub fn banned_ids(&self, tok: &Tokenizer) -> Vec<u32> {
+        let mut ids: Vec<u32> = [tok.pad_id(), tok.bos_id(), tok.unk_id()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Some(p) = tok.placeholders() {
+            ids.extend([p.user, p.item]);
+        }
+        if matches!(self.name, TemplateName::Llama3 | TemplateName::Chatml) {
+            ids.extend(tok.special_token_ids());
+        }
+        let stops = self.stop_token_ids(tok);
+        ids.retain(|id| !stops.contains(id));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Cuts a decoded generation (prompt included, special tokens kept) to the answer: the text
+    /// after the first assistant separator, cut at each stop string in turn (spec §5.1). Text
+    /// without the separator is taken whole.
+    pub fn extract_answer<'a>(&self, decoded: &'a str) -> &'a str {
+        let sep = self.assistant_separator();
+        let mut answer = decoded.split_once(sep).map_or(decoded, |(_, a)| a);
+        for stop in self.stop_strings() {
+            answer = answer.split(stop).next().unwrap_or_default();
+        }
+        answer
+    }
+
+    /// The template's marker tokens, which a tokenizer trained from scratch must hold as
+    /// special tokens.
+    pub fn marker_tokens(&self) -> &'static [&'static str] {
+        match self.name {
+            TemplateName::Vicuna | TemplateName::Mistral | TemplateName::Llama2 => &["<s>", "</s>"],
+            TemplateName::Llama3 => &[
+                "<|begin_of_text|>",
+                "<|end_of_text|>",
+                "<|start_header_id|>",
+                "<|end_header_id|>",
+                "<|eot_id|>",
+            ],
+            TemplateName::Phi3 => &[
+                "<s>",
+                "<|endoftext|>",
+                "<|system|>",
+                "<|user|>",
+                "<|assistant|>",
+                "<|end|>",
+            ],
+            TemplateName::Chatml => &["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        }
+    }
+
+    /// Settings to train a tokenizer from scratch for this template: its markers as special
+    /// tokens and the BOS/EOS convention of the original backbone.
+    pub fn bpe_train_config(&self, vocab_size: usize) -> BpeTrainConfig {
+        let (bos, eos, pad) = match self.name {
+            TemplateName::Vicuna | TemplateName::Mistral | TemplateName::Llama2 => {
+                (Some("<s>"), "</s>", None)
+            }
+            TemplateName::Llama3 => (
+                Some("<|begin_of_text|>"),
+                "<|eot_id|>",
+                Some("<|end_of_text|>"),
+            ),
+            TemplateName::Phi3 => (Some("<s>"), "<|end|>", Some("<|endoftext|>")),
+            TemplateName::Chatml => (None, "<|im_end|>", Some("<|endoftext|>")),
+        };
+        BpeTrainConfig {
+            vocab_size,
+            special_tokens: self.marker_tokens().iter().map(|s| s.to_string()).collect(),
+            bos: bos.map(String::from),
+            eos: Some(eos.to_string()),
+            pad: pad.map(String::from),
+            add_bos: bos.is_some(),
+            ..BpeTrainConfig::default()
+        }
+    }
+
+    /// Renders `turns`; with `generation_prompt` the last turn is a user turn and the text ends
+    /// with the assistant header, otherwise the last turn is the assistant's.
+    fn render(&self, turns: &[Turn], generation_prompt: bool) -> Result<Rendered> {
+        check_turns(turns, generation_prompt)?;
+        let mut w = Writer::default();
+        match self.name {
+            TemplateName::Vicuna => self.render_vicuna(&mut w, turns),
+            TemplateName::Mistral => self.render_inst(&mut w, turns, "</s>", ""),
+            TemplateName::Llama2 => self.render_inst(&mut w, turns, " </s>", "<s>"),
+            TemplateName::Llama3 => self.render_llama3(&mut w, turns),
+            TemplateName::Phi3 => self.render_tagged(&mut w, turns, Tags::PHI3),
+            TemplateName::Chatml => self.render_tagged(&mut w, turns, Tags::CHATML),
+        }
+        if generation_prompt {
+            w.push(self.generation_header());
+        }
+        Ok(Rendered {
+            text: w.text,
+            trained: w.trained,
+        })
+    }
+
+    /// What follows the last user turn at inference.
+    fn generation_header(&self) -> &'static str {
+        match self.name {
+            TemplateName::Vicuna => "ASSISTANT:",
+            TemplateName::Mistral | TemplateName::Llama2 => "[/INST]",
+            TemplateName::Llama3 => "<|start_header_id|>assistant<|end_header_id|>\n\n",
+            TemplateName::Phi3 => "<|assistant|>\n",
+            TemplateName::Chatml => "<|im_start|>assistant\n",
+        }
+    }
+
+    /// FastChat ADD_COLON_TWO: `{system} USER: {q} ASSISTANT: {a}</s>USER: ...`.
+    fn render_vicuna(&self, w: &mut Writer, turns: &[Turn]) {
+        w.push(&self.system);
+        w.push(" ");
+        for t in turns {
+            match t.role {
+                Role::User => {
+                    w.push("USER: ");
+                    w.push(&t.text);
+                    w.push(" ");
+                }
+                Role::Assistant => {
+                    // The prompt ends at "ASSISTANT:", so the space is generated: train on it.
+                    w.push("ASSISTANT:");
+                    w.push_trained(&format!(" {}</s>", t.text));
+                }
+            }
+        }
+    }
+
+    /// FastChat LLAMA2 (mistral, llama-2): `[INST] {q} [/INST] {a}{eot}{after}[INST] ...`.
+    fn render_inst(&self, w: &mut Writer, turns: &[Turn], eot: &str, after: &str) {
+        if self.system.is_empty() {
+            w.push("[INST] ");
+        } else {
+            w.push(&format!("[INST] <<SYS>>\n{}\n<</SYS>>\n\n", self.system));
+        }
+        for (i, t) in turns.iter().enumerate() {
+            match t.role {
+                Role::User if i == 0 => {
+                    w.push(&t.text);
+                    w.push(" ");
+                }
+                Role::User => {
+                    w.push("[INST] ");
+                    w.push(&t.text);
+                    w.push(" ");
+                }
+                Role::Assistant => {
+                    w.push("[/INST]");
+                    w.push_trained(&format!(" {}{eot}", t.text));
+                    w.push(after);
+                }
+            }
+        }
+    }
+
+    /// FastChat LLAMA3: header per turn, stripped messages, `<|eot_id|>` after each.
+    fn render_llama3(&self, w: &mut Writer, turns: &[Turn]) {
+        w.push("<|begin_of_text|>");
+        if !self.system.is_empty() {
+            w.push("<|start_header_id|>system<|end_header_id|>\n\n");
+            w.push(self.system.trim());
+            w.push("<|eot_id|>");
+        }
+        for t in turns {
+            let role = match t.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            w.push(&format!("<|start_header_id|>{role}<|end_header_id|>\n\n"));
+            let body = format!("{}<|eot_id|>", t.text.trim());
+            match t.role {
+                Role::User => w.push(&body),
+                Role::Assistant => w.push_trained(&body),
+            }
+        }
+    }
+
+    /// Role-tag templates (phi3, chatml): `{open}{role}{close}{text}{end}\n` per turn.
+    fn render_tagged(&self, w: &mut Writer, turns: &[Turn], tags: Tags) {
+        if !self.system.is_empty() {
+            w.push(&format!("{}{}{}\n", tags.system, self.system, tags.end));
+        }
+        for t in turns {
+            match t.role {
+                Role::User => w.push(&format!("{}{}{}\n", tags.user, t.text, tags.end)),
+                Role::Assistant => {
+                    w.push(tags.assistant);
+                    w.push_trained(&format!("{}{}", t.text, tags.end));
+                    w.push("\n");
+                }
+            }
+        }
+    }
+}
+
+/// The role headers and end marker of a role-tag template.
+#[derive(Clone, Copy)]
+struct Tags {
+    system: &'static str,
+    user: &'static str,
+    assistant: &'static str,
+    end: &'static str,
+}
+
+impl Tags {
+    const PHI3: Tags = Tags {
+        system: "<|system|>\n",
+        user: "<|user|>\n",
+        assistant: "<|assistant|>\n",
+        end: "<|end|>",
+    };
+    const CHATML: Tags = Tags {
+        system: "<|im_start|>system\n",
+        user: "<|im_start|>user\n",
+        assistant: "<|im_start|>assistant\n",
+        end: "<|im_end|>",
+    };
+}
+
+/// Turns must alternate user/assistant starting with the user and end with the user (inference)
+/// or the assistant (training).
+fn check_turns(turns: &[Turn], generation_prompt: bool) -> Result<()> {
+    let bad = |why: String| Err(Error::Config(format!("invalid conversation: {why}")));
+    if turns.is_empty() {
+        return bad("no turns".into());
+    }
+    for (i, t) in turns.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        if t.role != expected {
+            return bad(format!("turn {i} is {:?}, expected {expected:?}", t.role));
+        }
+    }
+    let last = turns[turns.len() - 1].role;
+    match (generation_prompt, last) {
+        (true, Role::Assistant) => bad("a prompt must end with a user turn".into()),
+        (false, Role::User) => {
+            bad("a training conversation must end with an assistant turn".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_template_name_lists_the_choices() {
+        let e = "x".parse::<TemplateName>().unwrap_err();
+        assert_eq!(
+            e,
+            "unknown template \"x\"; expected vicuna | mistral | llama-2 | llama-3 | phi3 | chatml"
+        );
+        assert_eq!("llama-3".parse::<TemplateName>(), Ok(TemplateName::Llama3));
+    }
+
+    #[test]
+    fn turns_must_alternate() {
+        let t = ChatTemplate::new(TemplateName::Chatml);
+        let e = t
+            .render_training(&[Turn::user("a"), Turn::user("b")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("turn 1 is User"), "{e}");
+        assert!(t.render_training(&[Turn::user("a")]).is_err());
+        assert!(
+            t.prompt_conversation(&[Turn::user("a"), Turn::assistant("b")])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn trained_ranges_cover_answer_and_end_of_turn() {
+        for name in TemplateName::ALL {
+            let t = ChatTemplate::new(*name);
+            let r = t
+                .render_training(&[Turn::user("Q?"), Turn::assistant("Yes")])
+                .unwrap();
+            assert_eq!(r.trained.len(), 1, "{name}");
+            let span = &r.text[r.trained[0].clone()];
+            assert!(span.trim_start().starts_with("Yes"), "{name}: {span:?}");
+            assert!(
+                t.stop_strings().iter().any(|s| span.ends_with(s)),
+                "{name}: {span:?}"
+            );
+        }
+    }
+}

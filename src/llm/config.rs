@@ -1,0 +1,371 @@
+//! One configuration type for every Llama-family checkpoint recx reads.
+//!
+//! Llama-2/3, Vicuna, Mistral, Qwen2, Phi-3 and SmolLM2 are the same decoder (RMSNorm, RoPE,
+//! grouped-query attention, SwiGLU) with different numbers and a few switches: biases on the
+//! Q/K/V projections (Qwen2), fused projection weights on disk (Phi-3), a tied output head
+//! (SmolLM2, small Qwen2). [`LlamaConfig`] carries exactly those; it is filled from an HF
+//! `config.json`, from GGUF metadata, or by hand for a tiny model trained from scratch, and it is
+//! written back as an HF `config.json` when a model is saved.
+
+use std::path::Path;
+
+use burn::config::Config;
+use serde_json::{Value, json};
+
+use super::gguf::GgufFile;
+use crate::error::{Error, IoContext, Result};
+
+/// The checkpoint family: decides the HF tensor names and how `config.json` is written.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// Llama-2/3, Vicuna, SmolLM, and anything with `model_type = "llama"`.
+    Llama,
+    Mistral,
+    /// Qwen2: biases on the Q/K/V projections.
+    Qwen2,
+    /// Phi-3: Q/K/V and gate/up projections stored fused.
+    Phi3,
+}
+
+impl Architecture {
+    fn from_model_type(model_type: &str) -> Option<Self> {
+        Some(match model_type {
+            "llama" | "smollm" => Architecture::Llama,
+            "mistral" => Architecture::Mistral,
+            "qwen2" => Architecture::Qwen2,
+            "phi3" => Architecture::Phi3,
+            _ => return None,
+        })
+    }
+
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Mistral => "mistral",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Phi3 => "phi3",
+        }
+    }
+
+    fn hf_class(self) -> &'static str {
+        match self {
+            Architecture::Llama => "LlamaForCausalLM",
+            Architecture::Mistral => "MistralForCausalLM",
+            Architecture::Qwen2 => "Qwen2ForCausalLM",
+            Architecture::Phi3 => "Phi3ForCausalLM",
+        }
+    }
+
+    /// Whether the on-disk checkpoint fuses q/k/v and gate/up.
+    pub fn fused_projections(self) -> bool {
+        self == Architecture::Phi3
+    }
+}
+
+/// How rotary embeddings pair the dimensions of a head.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// HF checkpoints: dimension `i` rotates with `i + head_dim/2`.
+    HalfSplit,
+    /// GGUF `llama` files (llama.cpp's permuted Q/K): dimension `2i` rotates with `2i + 1`.
+    Interleaved,
+}
+
+/// Llama-family decoder hyper-parameters.
+#[derive(Config, Debug, PartialEq)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    #[config(default = "Architecture::Llama")]
+    pub architecture: Architecture,
+    /// Per-head width; `hidden_size / num_heads` when not given.
+    #[config(default = "None")]
+    pub head_dim: Option<usize>,
+    #[config(default = 10000.0)]
+    pub rope_theta: f64,
+    #[config(default = "RopeLayout::HalfSplit")]
+    pub rope_layout: RopeLayout,
+    #[config(default = 1e-5)]
+    pub rms_norm_eps: f64,
+    #[config(default = false)]
+    pub tie_word_embeddings: bool,
+    /// Biases on the Q/K/V projections (Qwen2).
+    #[config(default = false)]
+    pub attention_bias: bool,
+    #[config(default = 2048)]
+    pub max_position_embeddings: usize,
+    /// Standard deviation of the normal init (new token rows, from-scratch models).
+    #[config(default = 0.02)]
+    pub initializer_range: f64,
+    #[config(default = "None")]
+    pub bos_token_id: Option<u32>,
+    #[config(default = "None")]
+    pub eos_token_id: Option<u32>,
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.hidden_size / self.num_heads)
+    }
+
+    /// Checks the numbers fit together (heads divide, even head width).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("num_kv_heads", self.num_kv_heads),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be positive"));
+        }
+        if self.num_heads % self.num_kv_heads != 0 {
+            return Err(format!(
+                "num_heads ({}) must be a multiple of num_kv_heads ({})",
+                self.num_heads, self.num_kv_heads
+            ));
+        }
+        if self.head_dim.is_none() && self.hidden_size % self.num_heads != 0 {
+            return Err(format!(
+                "hidden_size ({}) is not divisible by num_heads ({})",
+                self.hidden_size, self.num_heads
+            ));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(format!(
+                "head_dim ({}) must be even for rotary embeddings",
+                self.head_dim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads an HF `config.json` (llama, mistral, qwen2, phi3 model types).
+    pub fn from_hf_config_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::bad_input(path, e.line(), e.to_string()))?;
+        Self::from_hf_json(&value).map_err(|reason| Error::model_file(path, reason))
+    }
+
+    pub fn from_hf_json(v: &Value) -> std::result::Result<Self, String> {
+        let model_type = v
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or("key `model_type` is missing")?;
+        let architecture = Architecture::from_model_type(model_type).ok_or_else(|| {
+            format!("model_type `{model_type}` is not supported (llama, mistral, qwen2, phi3)")
+        })?;
+        let req = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .ok_or_else(|| format!("key `{k}` is missing or not an integer"))
+        };
+        let opt_u = |k: &str| v.get(k).and_then(Value::as_u64);
+        if let Some(scaling) = v.get("rope_scaling").filter(|s| !s.is_null()) {
+            return Err(format!("rope_scaling {scaling} is not supported"));
+        }
+        let num_heads = req("num_attention_heads")?;
+        let config = LlamaConfig {
+            vocab_size: req("vocab_size")?,
+            hidden_size: req("hidden_size")?,
+            intermediate_size: req("intermediate_size")?,
+            num_layers: req("num_hidden_layers")?,
+            num_heads,
+            num_kv_heads: opt_u("num_key_value_heads").map_or(num_heads, |x| x as usize),
+            architecture,
+            head_dim: opt_u("head_dim").map(|x| x as usize),
+            rope_theta: v
+                .get("rope_theta")
+                .and_then(Value::as_f64)
+                .unwrap_or(10000.0),
+            rope_layout: RopeLayout::HalfSplit,
+            rms_norm_eps: v
+                .get("rms_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-6),
+            tie_word_embeddings: v
+                .get("tie_word_embeddings")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            attention_bias: architecture == Architecture::Qwen2
+                || v.get("attention_bias")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            max_position_embeddings: opt_u("max_position_embeddings").map_or(2048, |x| x as usize),
+            initializer_range: v
+                .get("initializer_range")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.02),
+            bos_token_id: opt_u("bos_token_id").map(|x| x as u32),
+            eos_token_id: first_id(v.get("eos_token_id")),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The HF `config.json` for this model (what transformers' `from_pretrained` reads).
+    pub fn to_hf_json(&self) -> Value {
+        let mut v = json!({
+            "architectures": [self.architecture.hf_class()],
+            "model_type": self.architecture.model_type(),
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "hidden_act": "silu",
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.rms_norm_eps,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "max_position_embeddings": self.max_position_embeddings,
+            "initializer_range": self.initializer_range,
+            "torch_dtype": "float32",
+            "use_cache": true,
+        });
+        if self.architecture == Architecture::Llama {
+            v["attention_bias"] = json!(self.attention_bias);
+            v["mlp_bias"] = json!(false);
+        }
+        if let Some(d) = self.head_dim {
+            v["head_dim"] = json!(d);
+        }
+        if let Some(id) = self.bos_token_id {
+            v["bos_token_id"] = json!(id);
+        }
+        if let Some(id) = self.eos_token_id {
+            v["eos_token_id"] = json!(id);
+        }
+        v
+    }
+
+    /// Reads the hyper-parameters from GGUF metadata (`{arch}.block_count` and friends).
+    ///
+    /// The rope layout is returned as GGUF stores it; the weight loader decides whether to
+    /// un-permute Q/K (see `weights::GgufWeights`).
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let arch_name = file
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| file.error("metadata key `general.architecture` is missing"))?
+            .to_string();
+        let architecture = Architecture::from_model_type(&arch_name).ok_or_else(|| {
+            file.error(format!(
+                "GGUF architecture `{arch_name}` is not supported (llama, qwen2, phi3)"
+            ))
+        })?;
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let u = |k: &str| file.require_u64(&key(k)).map(|x| x as usize);
+        let f = |k: &str| file.get(&key(k)).and_then(|v| v.as_f64());
+        let num_heads = u("attention.head_count")?;
+        let vocab_size = match file.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
+            Some(n) => n as usize,
+            None => file
+                .tensors
+                .get("token_embd.weight")
+                .map(|t| t.shape[0])
+                .ok_or_else(|| file.error("tensor `token_embd.weight` not found"))?,
+        };
+        let hidden_size = u("embedding_length")?;
+        let rope_dim = file
+            .get(&key("rope.dimension_count"))
+            .and_then(|v| v.as_u64())
+            .map(|x| x as usize);
+        let head_dim = (hidden_size / num_heads).max(1);
+        if rope_dim.is_some_and(|d| d != head_dim) {
+            return Err(file.error(format!(
+                "partial rotary embeddings (rope.dimension_count {} vs head width {head_dim}) are not supported",
+                rope_dim.unwrap()
+            )));
+        }
+        let config = LlamaConfig {
+            vocab_size,
+            hidden_size,
+            intermediate_size: u("feed_forward_length")?,
+            num_layers: u("block_count")?,
+            num_heads,
+            num_kv_heads: file
+                .get(&key("attention.head_count_kv"))
+                .and_then(|v| v.as_u64())
+                .map_or(num_heads, |x| x as usize),
+            architecture,
+            head_dim: None,
+            rope_theta: f("rope.freq_base").unwrap_or(10000.0),
+            // llama.cpp's converter permutes Q/K only for the `llama` architecture.
+            rope_layout: if architecture == Architecture::Llama {
+                RopeLayout::Interleaved
+            } else {
+                RopeLayout::HalfSplit
+            },
+            rms_norm_eps: f("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            tie_word_embeddings: !file.tensors.contains_key("output.weight"),
+            attention_bias: file.tensors.contains_key("blk.0.attn_q.bias"),
+            max_position_embeddings: u("context_length").unwrap_or(2048),
+            initializer_range: 0.02,
+            bos_token_id: file
+                .get("tokenizer.ggml.bos_token_id")
+                .and_then(|v| v.as_u64())
+                .map(|x| x as u32),
+            eos_token_id: file
+                .get("tokenizer.ggml.eos_token_id")
+                .and_then(|v| v.as_u64())
+                .map(|x| x as u32),
+        };
+        config.check().map_err(|e| file.error(e))?;
+        Ok(config)
+    }
+}
+
+/// `eos_token_id` may be an integer or a list (Llama-3); the first one is the model's EOS.
+fn first_id(v: Option<&Value>) -> Option<u32> {
+    match v? {
+        Value::Array(a) => a.first()?.as_u64().map(|x| x as u32),
+        x => x.as_u64().map(|x| x as u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_smollm2_style_config() {
+        let v = json!({
+            "model_type": "llama", "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
+            "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+            "rope_theta": 100000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": true, "rope_scaling": null
+        });
+        let c = LlamaConfig::from_hf_json(&v).unwrap();
+        assert_eq!(
+            (c.head_dim(), c.num_kv_heads, c.tie_word_embeddings),
+            (64, 3, true)
+        );
+        let back = LlamaConfig::from_hf_json(&c.to_hf_json()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn qwen2_has_qkv_bias_and_bad_heads_are_rejected() {
+        let mut v = json!({
+            "model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1
+        });
+        assert!(LlamaConfig::from_hf_json(&v).unwrap().attention_bias);
+        v["num_key_value_heads"] = json!(3);
+        assert!(
+            LlamaConfig::from_hf_json(&v)
+                .unwrap_err()
+                .contains("multiple of num_kv_heads")
+        );
+        v["model_type"] = json!("gpt2");
+        assert!(LlamaConfig::from_hf_json(&v).unwrap_err().contains("gpt2"));
+    }
+}

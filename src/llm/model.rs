@@ -1,0 +1,528 @@
+//! The Llama-family decoder in burn.
+//!
+//! One forward function serves training, scoring and generation: it takes input *embeddings*
+//! (so the alignment stage can add connector outputs onto `<user>`/`<item>` rows, spec §4.3),
+//! a per-token validity mask (left padding for batched inference), and a [`KvCache`] that holds
+//! the keys/values of earlier positions. Training calls it once with an empty cache; decoding
+//! calls it once for the prompt and then once per new token.
+//!
+//! Grouped-query attention is computed without copying K/V per query head: the query heads that
+//! share a KV head are folded into the query-length axis (`[B, Hkv, g·L, D]`), so one attention
+//! call per KV head covers its whole group.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use rayon::prelude::*;
+
+use super::config::RopeLayout;
+
+/// How many column blocks a matmul with `rows` input rows is split into.
+///
+/// In burn's CPU backend a decoding step's matmuls (one row per sequence) run as a
+/// matrix-vector product on a single thread, which leaves the other cores' memory bandwidth
+/// unused; weights dominate the traffic, so splitting the output columns across the rayon pool
+/// speeds decoding up almost linearly. Prefill/training matmuls are already parallel inside the
+/// backend and GPU backends parallelise on their own: both keep one block.
+fn column_blocks<B: Backend>(device: &B::Device, rows: usize) -> usize {
+    if rows > 8 || B::name(device) != "flex" {
+        return 1;
+    }
+    rayon::current_num_threads()
+}
+
+/// `x` `[B, L, d_in]` through `lin` (weight `[d_in, d_out]`), column blocks computed in parallel.
+fn linear_forward<B: Backend>(lin: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, l, _] = x.dims();
+    let blocks = column_blocks::<B>(&x.device(), b * l);
+    if blocks <= 1 {
+        return lin.forward(x);
+    }
+    let w = lin.weight.val();
+    let bias = lin.bias.as_ref().map(|p| p.val());
+    let n = w.dims()[1];
+    let width = n.div_ceil(blocks);
+    let parts: Vec<Tensor<B, 3>> = (0..n.div_ceil(width))
+        .into_par_iter()
+        .map(|i| {
+            let (start, len) = (i * width, width.min(n - i * width));
+            let w = w.clone().narrow(1, start, len);
+            let bias = bias.clone().map(|b| b.narrow(0, start, len));
+            burn::tensor::module::linear(x.clone(), w, bias)
+        })
+        .collect();
+    Tensor::cat(parts, 2)
+}
+
+/// `x` `[rows, hidden]` times the transposed embedding matrix `[vocab, hidden]` → `[rows, vocab]`
+/// (the tied output head), vocabulary blocks computed in parallel.
+fn tied_head<B: Backend>(x: Tensor<B, 2>, embedding: Tensor<B, 2>) -> Tensor<B, 2> {
+    let rows = x.dims()[0];
+    let blocks = column_blocks::<B>(&x.device(), rows);
+    if blocks <= 1 {
+        return x.matmul(embedding.transpose());
+    }
+    let n = embedding.dims()[0];
+    let width = n.div_ceil(blocks);
+    let parts: Vec<Tensor<B, 2>> = (0..n.div_ceil(width))
+        .into_par_iter()
+        .map(|i| x.clone().matmul(embedding.clone().narrow(0, i * width, width.min(n - i * width)).transpose()))
+        .collect();
+    Tensor::cat(parts, 1)
+}
+
+/// Rotary embedding tables; the pairing of dimensions follows the checkpoint's layout.
+#[derive(Module, Debug)]
+pub struct Rope<B: Backend> {
+    /// `[max_positions, head_dim / 2]`
+    cos: Tensor<B, 2>,
+    /// `[max_positions, head_dim / 2]`
+    sin: Tensor<B, 2>,
+    interleaved: bool,
+}
+
+/// Longest table built up front; longer contexts are rejected with a clear message.
+const MAX_ROPE_TABLE: usize = 16384;
+
+impl<B: Backend> Rope<B> {
+    pub fn new(
+        head_dim: usize,
+        theta: f64,
+        max_positions: usize,
+        layout: RopeLayout,
+        device: &B::Device,
+    ) -> Self {
+        let half = head_dim / 2;
+        let n = max_positions.clamp(1, MAX_ROPE_TABLE);
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for pos in 0..n {
+            for i in 0..half {
+                // Same f32 inverse frequencies as HF's `_compute_default_rope_parameters`.
+                let inv_freq = (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32;
+                let angle = pos as f32 * inv_freq;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Rope {
+            cos: Tensor::from_data(TensorData::new(cos, [n, half]), device),
+            sin: Tensor::from_data(TensorData::new(sin, [n, half]), device),
+            interleaved: layout == RopeLayout::Interleaved,
+        }
+    }
+
+    pub fn is_interleaved(&self) -> bool {
+        self.interleaved
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.cos.dims()[0]
+    }
+
+    /// Tables for the given positions: `positions` `[B·L]` → two `[B, 1, L, head_dim/2]`.
+    pub fn at(
+        &self,
+        positions: Tensor<B, 1, Int>,
+        batch: usize,
+        len: usize,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let half = self.cos.dims()[1];
+        let pick = |t: &Tensor<B, 2>| {
+            t.clone()
+                .select(0, positions.clone())
+                .reshape([batch, 1, len, half])
+        };
+        (pick(&self.cos), pick(&self.sin))
+    }
+
+    /// Rotates `x` `[B, H, L, D]` by the tables `[B, 1, L, D/2]`.
+    pub fn apply(&self, x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, h, l, d] = x.dims();
+        let half = d / 2;
+        if self.interleaved {
+            let x = x.reshape([b, h, l, half, 2]);
+            let x1 = x.clone().narrow(4, 0, 1);
+            let x2 = x.narrow(4, 1, 1);
+            let cos = cos.clone().unsqueeze_dim::<5>(4);
+            let sin = sin.clone().unsqueeze_dim::<5>(4);
+            let r1 = x1.clone() * cos.clone() - x2.clone() * sin.clone();
+            let r2 = x2 * cos + x1 * sin;
+            Tensor::cat(vec![r1, r2], 4).reshape([b, h, l, d])
+        } else {
+            let x1 = x.clone().narrow(3, 0, half);
+            let x2 = x.narrow(3, half, half);
+            let r1 = x1.clone() * cos.clone() - x2.clone() * sin.clone();
+            let r2 = x2 * cos.clone() + x1 * sin.clone();
+            Tensor::cat(vec![r1, r2], 3)
+        }
+    }
+}
+
+/// Multi-head attention with grouped K/V heads.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub o_proj: Linear<B>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// What every layer needs for one forward call besides its input.
+pub struct StepContext<B: Backend> {
+    /// `[B, 1, L, D/2]` rotary tables for the new tokens.
+    pub cos: Tensor<B, 4>,
+    pub sin: Tensor<B, 4>,
+    /// `[B, 1, g·L, L_total]`, true = masked; `None` when nothing is masked.
+    pub mask: Option<Tensor<B, 4, Bool>>,
+}
+
+impl<B: Backend> Attention<B> {
+    /// `x` `[B, L, hidden]` → `[B, L, hidden]`; appends this call's K/V to `cache`.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        ctx: &StepContext<B>,
+        cache: &mut Option<LayerCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [b, l, _] = x.dims();
+        let (h, hkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, d]).swap_dims(1, 2);
+        let q = rope.apply(heads(self.q_proj.forward(x.clone()), h), &ctx.cos, &ctx.sin); // [B, H, L, D]
+        let k = rope.apply(
+            heads(self.k_proj.forward(x.clone()), hkv),
+            &ctx.cos,
+            &ctx.sin,
+        ); // [B, Hkv, L, D]
+        let v = heads(self.v_proj.forward(x), hkv); // [B, Hkv, L, D]
+        let (k, v) = match cache.take() {
+            Some(past) => (
+                Tensor::cat(vec![past.k, k], 2),
+                Tensor::cat(vec![past.v, v], 2),
+            ),
+            None => (k, v),
+        };
+        *cache = Some(LayerCache {
+            k: k.clone(),
+            v: v.clone(),
+        });
+        let group = h / hkv;
+        let q = q.reshape([b, hkv, group * l, d]); // query heads of a group share their K/V
+        let out = attention(
+            q,
+            k,
+            v,
+            ctx.mask.clone(),
+            None,
+            AttentionModuleOptions::default(),
+        ); // [B, Hkv, g·L, D]
+        let out = out
+            .reshape([b, h, l, d])
+            .swap_dims(1, 2)
+            .reshape([b, l, h * d]);
+        linear_forward(&self.o_proj, out)
+    }
+}
+
+/// SwiGLU feed-forward: `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// `[B, L, hidden]` → `[B, L, hidden]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = silu(linear_forward(&self.gate_proj, x.clone()));
+        linear_forward(&self.down_proj, gate * linear_forward(&self.up_proj, x))
+    }
+}
+
+/// Pre-norm decoder block.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: Attention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    /// `[B, L, hidden]` → `[B, L, hidden]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        ctx: &StepContext<B>,
+        cache: &mut Option<LayerCache<B>>,
+    ) -> Tensor<B, 3> {
+        let h = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), rope, ctx, cache);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}
+
+/// Keys and values of the positions seen so far, for one layer.
+#[derive(Debug, Clone)]
+pub struct LayerCache<B: Backend> {
+    /// `[B, Hkv, L_past, D]`
+    pub k: Tensor<B, 4>,
+    /// `[B, Hkv, L_past, D]`
+    pub v: Tensor<B, 4>,
+}
+
+/// The decoding state of a batch: K/V per layer, which past positions are real tokens (left
+/// padding is not), and each row's next position id.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    pub layers: Vec<Option<LayerCache<B>>>,
+    /// `valid[b][j]`: whether key position `j` of row `b` is a real token.
+    pub valid: Vec<Vec<bool>>,
+    /// Position id the next real token of each row gets (HF: cumulative count of real tokens).
+    pub next_pos: Vec<usize>,
+}
+
+impl<B: Backend> KvCache<B> {
+    pub fn new(num_layers: usize, batch: usize) -> Self {
+        KvCache {
+            layers: vec![None; num_layers],
+            valid: vec![Vec::new(); batch],
+            next_pos: vec![0; batch],
+        }
+    }
+
+    pub fn batch(&self) -> usize {
+        self.valid.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.valid.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps only the given rows, in the given order (beam search reorders its hypotheses).
+    pub fn reorder(&mut self, rows: &[usize]) {
+        let device = self.layers.iter().flatten().next().map(|c| c.k.device());
+        if let Some(device) = device {
+            let idx = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(
+                    rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                    [rows.len()],
+                ),
+                &device,
+            );
+            for c in self.layers.iter_mut().flatten() {
+                c.k = c.k.clone().select(0, idx.clone());
+                c.v = c.v.clone().select(0, idx.clone());
+            }
+        }
+        self.valid = rows.iter().map(|&r| self.valid[r].clone()).collect();
+        self.next_pos = rows.iter().map(|&r| self.next_pos[r]).collect();
+    }
+}
+
+/// The decoder: embeddings, blocks, final norm, output head (tied to the embeddings or not).
+#[derive(Module, Debug)]
+pub struct LlamaModel<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    /// `None` when the head is tied to `embed_tokens`. Weight `[hidden, vocab]` (burn layout).
+    pub lm_head: Option<Linear<B>>,
+    pub rope: Rope<B>,
+}
+
+impl<B: Backend> LlamaModel<B> {
+    pub fn vocab_size(&self) -> usize {
+        self.embed_tokens.weight.dims()[0]
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.embed_tokens.weight.dims()[1]
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn device(&self) -> B::Device {
+        self.embed_tokens.weight.device()
+    }
+
+    pub fn new_cache(&self, batch: usize) -> KvCache<B> {
+        KvCache::new(self.layers.len(), batch)
+    }
+
+    /// Token embeddings: `[B, L]` ids → `[B, L, hidden]`.
+    pub fn embed(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embed_tokens.forward(ids)
+    }
+
+    /// Runs the decoder over new positions.
+    ///
+    /// `embeds` `[B, L, hidden]`; `valid[b][i]` says whether new position `i` of row `b` is a
+    /// real token (false = padding); the cache grows by `L`. Returns the final-norm hidden
+    /// states `[B, L, hidden]`.
+    pub fn forward_embeds(
+        &self,
+        embeds: Tensor<B, 3>,
+        valid: &[Vec<bool>],
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 3> {
+        let [b, l, _] = embeds.dims();
+        assert_eq!(valid.len(), b, "validity rows must match the batch");
+        assert_eq!(cache.batch(), b, "cache batch must match the input batch");
+        let device = embeds.device();
+        let positions = self.extend_positions(cache, valid);
+        assert!(
+            positions
+                .iter()
+                .all(|&p| (p as usize) < self.rope.max_positions()),
+            "sequence longer than the {} positions this model supports",
+            self.rope.max_positions()
+        );
+        let (cos, sin) = self.rope.at(
+            Tensor::from_data(TensorData::new(positions, [b * l]), &device),
+            b,
+            l,
+        );
+        let group = self
+            .layers
+            .first()
+            .map_or(1, |x| x.self_attn.num_heads / x.self_attn.num_kv_heads);
+        let mask = attention_mask::<B>(&cache.valid, l, group, &device);
+        let ctx = StepContext { cos, sin, mask };
+        let mut x = embeds;
+        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            x = layer.forward(x, &self.rope, &ctx, layer_cache);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Appends the new positions' validity to the cache and returns their position ids `[B·L]`.
+    fn extend_positions(&self, cache: &mut KvCache<B>, valid: &[Vec<bool>]) -> Vec<i64> {
+        let mut positions = Vec::new();
+        for (row, new) in valid.iter().enumerate() {
+            for &ok in new {
+                // Padding positions get position 0: they are masked out of every real query.
+                positions.push(if ok { cache.next_pos[row] as i64 } else { 0 });
+                if ok {
+                    cache.next_pos[row] += 1;
+                }
+            }
+            cache.valid[row].extend_from_slice(new);
+        }
+        positions
+    }
+
+    /// Output logits: hidden `[B, L, hidden]` → `[B, L, vocab]`.
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.lm_head {
+            Some(head) => linear_forward(head, hidden),
+            None => {
+                let [b, l, h] = hidden.dims();
+                let w = self.embed_tokens.weight.val(); // [vocab, hidden]
+                let v = w.dims()[0];
+                tied_head(hidden.reshape([b * l, h]), w).reshape([b, l, v])
+            }
+        }
+    }
+
+    /// Full-sequence logits for token ids (no padding): `[B, L]` → `[B, L, vocab]`.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [b, l] = ids.dims();
+        let mut cache = self.new_cache(b);
+        let hidden = self.forward_embeds(self.embed(ids), &vec![vec![true; l]; b], &mut cache);
+        self.logits(hidden)
+    }
+
+    /// Grows the vocabulary to `new_vocab` rows (e.g. after adding `<user>` and `<item>`); new
+    /// embedding rows (and untied head columns) are drawn from normal(0, `std`) with `seed`.
+    pub fn resize_token_embeddings(self, new_vocab: usize, std: f64, seed: u64) -> Self {
+        let old = self.vocab_size();
+        if new_vocab <= old {
+            return self;
+        }
+        let hidden = self.hidden_size();
+        let device = self.device();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let mut rows = |n: usize| -> Tensor<B, 2> {
+            let data = super::weights::normal_vec(&mut rng, (new_vocab - old) * n, std);
+            Tensor::from_data(TensorData::new(data, [new_vocab - old, n]), &device)
+        };
+        let embed_rows = rows(hidden);
+        let head_rows = self.lm_head.as_ref().map(|_| rows(hidden));
+        let LlamaModel {
+            mut embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope,
+        } = self;
+        embed_tokens.weight =
+            Param::from_tensor(Tensor::cat(vec![embed_tokens.weight.val(), embed_rows], 0));
+        let lm_head = lm_head.map(|mut head| {
+            let added = head_rows
+                .expect("drawn when the head is untied")
+                .transpose(); // [hidden, n_new]
+            head.weight = Param::from_tensor(Tensor::cat(vec![head.weight.val(), added], 1));
+            head
+        });
+        LlamaModel {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope,
+        }
+    }
+}
+
+/// The boolean attention mask for `l` new queries over all keys (`valid` already includes the
+/// new positions), with each query row repeated for the `group` heads sharing a KV head.
+///
+/// A key is masked when it lies after the query or is padding; a padding query still sees
+/// itself so no softmax row is empty (an all-masked row would produce NaNs that leak through
+/// the cache). Returns `None` when nothing is masked.
+fn attention_mask<B: Backend>(
+    valid: &[Vec<bool>],
+    l: usize,
+    group: usize,
+    device: &B::Device,
+) -> Option<Tensor<B, 4, Bool>> {
+    let b = valid.len();
+    let total = valid.first().map_or(0, Vec::len);
+    let past = total - l;
+    let mut mask = Vec::with_capacity(b * group * l * total);
+    for row in valid {
+        for _ in 0..group {
+            for i in 0..l {
+                let t = past + i;
+                mask.extend((0..total).map(|j| j > t || (!row[j] && j != t)));
+            }
+        }
+    }
+    if mask.iter().all(|m| !m) {
+        return None;
+    }
+    Some(Tensor::from_data(
+        TensorData::new(mask, [b, 1, group * l, total]),
+        device,
+    ))
+}
