@@ -93,3 +93,32 @@ fn sigkill_mid_stage_then_resume() {
     let metrics = store.run_metrics(&rec_run).unwrap();
     assert!(metrics.scalars.keys().any(|k| k.starts_with("recommender.")), "{:?}", metrics.scalars.keys());
 }
+
+#[test]
+fn ctrl_c_marks_the_run_interrupted_and_a_rerun_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("ctrlc.toml");
+    std::fs::write(&spec_path, SPEC.replace("seeds = [5]", "seeds = [6]")).unwrap();
+    let store_dir = dir.path().join("results");
+    let plan = Plan::resolve(&Spec::load(&spec_path).unwrap(), &registry()).unwrap();
+    let run = &plan.runs[0];
+    let log = store_dir.join("runs").join(&run.run_id).join("log.txt");
+
+    let child = recx(&store_dir, &spec_path).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(wait_for(&log, "stage recommender", Duration::from_secs(120)));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"));
+    {
+        let store = Store::open(&store_dir).unwrap();
+        assert_eq!(store.get_run(&run.run_id).unwrap().unwrap().status, RunStatus::Interrupted);
+        assert!(store.stage(&run.stages[0].hash).unwrap().is_some());
+    }
+    let out = recx(&store_dir, &spec_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = Store::open(&store_dir).unwrap();
+    assert_eq!(store.get_run(&run.run_id).unwrap().unwrap().status, RunStatus::Completed);
+}

@@ -190,12 +190,16 @@ impl Validate for RecommenderSection {
         let d = self.embedding_size.unwrap_or(256);
         v.check(d > 0, "embedding_size", || "must be positive".into());
         if self.model == ModelKind::Sasrec {
-            v.check(self.n_heads > 0 && d % self.n_heads == 0, "n_heads", || {
-                format!(
-                    "{} heads do not divide the embedding size {d}",
-                    self.n_heads
-                )
-            });
+            v.check(
+                self.n_heads > 0 && d.is_multiple_of(self.n_heads),
+                "n_heads",
+                || {
+                    format!(
+                        "{} heads do not divide the embedding size {d}",
+                        self.n_heads
+                    )
+                },
+            );
             v.check(self.max_seq_len > 0, "max_seq_len", || {
                 "must be positive".into()
             });

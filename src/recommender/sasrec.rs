@@ -145,28 +145,32 @@ pub struct TransformerLayer<B: Backend> {
 }
 
 impl<B: Backend> TransformerLayer<B> {
-    /// `queries`: `[B, Lq, d]` (the last `Lq` positions of `x`), `x`: `[B, L, d]`,
-    /// `mask`: `[B, 1, Lq, L]` additive → `[B, Lq, d]`.
+    /// `queries`: `[B·Lq, d]` (the last `Lq` positions of each sequence of `x`, flattened),
+    /// `x`: `[B·L, d]`, `mask`: `[B, 1, Lq, L]` additive → `[B·Lq, d]`.
+    ///
+    /// Activations stay 2-D so every Linear is one large matrix product (a 3-D input would make
+    /// burn run one small product per sequence and, in the backward pass, materialise a weight
+    /// gradient per sequence before summing them).
     pub fn forward(
         &self,
-        queries: Tensor<B, 3>,
-        x: Tensor<B, 3>,
+        queries: Tensor<B, 2>,
+        x: Tensor<B, 2>,
         mask: Tensor<B, 4>,
-    ) -> Tensor<B, 3> {
-        let [b, lq, d] = queries.dims();
-        let l = x.dims()[1];
+    ) -> Tensor<B, 2> {
+        let [b, _, lq, l] = mask.dims();
+        let d = x.dims()[1];
         let h = self.n_heads;
         let dh = d / h;
-        // [B, L, d] -> [B, H, L, dh]
-        let heads = |t: Tensor<B, 3>, len: usize| t.reshape([b, len, h, dh]).swap_dims(1, 2);
+        // [B·len, d] -> [B, H, len, dh]
+        let heads = |t: Tensor<B, 2>, len: usize| t.reshape([b, len, h, dh]).swap_dims(1, 2);
         let q = heads(self.query.forward(queries.clone()), lq);
         let k = heads(self.key.forward(x.clone()), l);
         let v = heads(self.value.forward(x), l);
         // [B, H, Lq, L]
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt()) + mask;
         let probs = self.attn_dropout.forward(softmax(scores, 3));
-        // [B, H, Lq, dh] -> [B, Lq, d]
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
+        // [B, H, Lq, dh] -> [B·Lq, d]
+        let context = probs.matmul(v).swap_dims(1, 2).reshape([b * lq, d]);
         let attended = self.hidden_dropout.forward(self.attn_out.forward(context));
         let hidden = self.attn_norm.forward(attended + queries);
         let ffn = self
@@ -201,30 +205,36 @@ impl<B: Backend> SasRec<B> {
     ) -> Tensor<B, 2> {
         let [b, l] = seq.dims();
         let d = table.dims()[1];
-        // [B, L, d]
+        // [B·L, d]
         let items = table.select(0, seq.reshape([b * l])).reshape([b, l, d]);
         let positions = self
             .position_embedding
             .val()
             .slice([0..l, 0..d])
             .unsqueeze::<3>();
-        let mut x = self
-            .input_dropout
-            .forward(self.input_norm.forward(items + positions));
+        let mut x = self.input_dropout.forward(
+            self.input_norm
+                .forward((items + positions).reshape([b * l, d])),
+        );
         let n = self.layers.len();
         for (i, layer) in self.layers.iter().enumerate() {
             if i + 1 < n {
                 x = layer.forward(x.clone(), x, mask.clone());
             } else {
-                // Only the last position feeds the user embedding: query it alone.
-                let last = x.clone().slice([0..b, l - 1..l, 0..d]);
+                // Only the last position feeds the user embedding: query it alone. [B, d]
+                let last = x
+                    .clone()
+                    .reshape([b, l, d])
+                    .slice([0..b, l - 1..l, 0..d])
+                    .reshape([b, d]);
                 let last_mask = mask.clone().slice([0..b, 0..1, l - 1..l, 0..l]);
-                x = layer.forward(last, x, last_mask);
+                return layer.forward(last, x, last_mask);
             }
         }
-        // [B, 1, d] (or [B, L, d] with no layers) -> [B, d]
-        let lx = x.dims()[1];
-        x.slice([0..b, lx - 1..lx, 0..d]).reshape([b, d])
+        // No blocks: the input representation at the last position.
+        x.reshape([b, l, d])
+            .slice([0..b, l - 1..l, 0..d])
+            .reshape([b, d])
     }
 
     /// Scores of every item for each user: `[B, d]` → `[B, n_items]` (dot product, tau = 1).
@@ -339,11 +349,12 @@ mod tests {
             .val()
             .slice([0..5, 0..16])
             .unsqueeze::<3>();
-        let mut x = model.input_norm.forward(items + pos);
+        let mut x = model.input_norm.forward((items + pos).reshape([10, 16]));
         for layer in &model.layers {
             x = layer.forward(x.clone(), x, mask.clone());
         }
         let full: Vec<f32> = x
+            .reshape([2, 5, 16])
             .slice([0..2, 4..5, 0..16])
             .reshape([2, 16])
             .into_data()

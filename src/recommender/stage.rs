@@ -65,43 +65,9 @@ impl Stage for RecommenderStage {
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         let settings = ctx.spec.recommender.resolve(ctx.run_seed)?;
-        let data = load_dataset(ctx.input(StageKind::Data))?;
+        let data = Dataset::load(ctx.input(StageKind::Data))?;
         run_recommender(ctx, &settings, &data)
     }
-}
-
-/// Reads the data stage's `sequential_data.txt` (until `Dataset::load` lands on this branch).
-fn load_dataset(dir: &Path) -> Result<Dataset> {
-    let path = dir.join("sequential_data.txt");
-    let text = std::fs::read_to_string(&path).at(&path)?;
-    let mut sequences = vec![Vec::new()];
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let ids: Vec<u32> = line
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::bad_input(&path, n + 1, "expected space-separated integer ids"))?;
-        if ids[0] as usize != sequences.len() {
-            return Err(Error::bad_input(
-                &path,
-                n + 1,
-                format!("expected user {}", sequences.len()),
-            ));
-        }
-        sequences.push(ids[1..].to_vec());
-    }
-    let n_items = sequences.iter().flatten().copied().max().unwrap_or(0) as usize;
-    Ok(Dataset {
-        n_users: sequences.len() - 1,
-        n_items,
-        items: vec![Default::default(); n_items + 1],
-        user_raw_ids: vec![String::new(); sequences.len()],
-        sequences,
-    })
 }
 
 /// Trains, evaluates and exports for `data` on the configured device.
@@ -391,6 +357,7 @@ fn to_rows<B: Backend>(t: Tensor<B, 2>) -> (Vec<f32>, usize, usize) {
 /// A trained target model loaded from the stage's artifact folder, for inference (use an
 /// inference backend, not an autodiff one, so SASRec's dropout is off).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per process; boxing would buy nothing
 pub enum TrainedRecommender<B: Backend> {
     Sasrec(SasRec<B>),
     Mf(Mf<B>),

@@ -124,12 +124,7 @@ where
     let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(ckpt_dir).at(ckpt_dir)?;
     let rec = FileRec::new();
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .with_weight_decay(0.0)
-        .init::<B, M>();
+    let mut optim = adamw::<B, M>();
     let mut model = model;
     let mut state = match read_state(ckpt_dir, key)? {
         Some(s) => {
@@ -175,15 +170,19 @@ where
             check_cancel()?;
             B::seed(device, mix(settings.seed, epoch as u64, 2 + step as u64));
             let batch: Vec<&Example<'_>> = chunk.iter().map(|&i| &ex.train[i]).collect();
-            let queries: Vec<Query<'_>> = batch.iter().map(|e| e.query).collect();
-            let targets: Vec<u32> = batch.iter().map(|e| e.target).collect();
             let negatives = (settings.n_negatives > 0)
                 .then(|| sample_negatives(&batch, ex, settings.n_negatives, &mut neg_rng));
-            let loss = model.loss(&queries, &targets, negatives.as_deref(), device);
-            loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            clip_global_norm::<B, M>(&model, &mut grads, settings.grad_clip);
-            model = optim.step(state.scheduler.lr, model, grads);
+            let loss;
+            (model, loss) = train_step(
+                model,
+                &mut optim,
+                &batch,
+                negatives.as_deref(),
+                settings.grad_clip,
+                state.scheduler.lr,
+                device,
+            );
+            loss_sum += loss * batch.len() as f64;
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -234,6 +233,41 @@ where
             history: state.history,
         },
     ))
+}
+
+/// One optimisation step on a batch: loss, backward, global-norm clipping, AdamW.
+/// Returns the updated model and the batch's mean loss.
+pub fn train_step<B, M, O>(
+    model: M,
+    optim: &mut O,
+    batch: &[&Example<'_>],
+    negatives: Option<&[u32]>,
+    grad_clip: f64,
+    lr: f64,
+    device: &B::Device,
+) -> (M, f64)
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + RecModel<B>,
+    O: Optimizer<M, B>,
+{
+    let queries: Vec<Query<'_>> = batch.iter().map(|e| e.query).collect();
+    let targets: Vec<u32> = batch.iter().map(|e| e.target).collect();
+    let loss = model.loss(&queries, &targets, negatives, device);
+    let value = loss.clone().into_scalar().elem::<f64>();
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    clip_global_norm::<B, M>(&model, &mut grads, grad_clip);
+    (optim.step(lr, model, grads), value)
+}
+
+/// The optimizer UniRec uses: PyTorch's AdamW defaults with weight decay 0.
+pub fn adamw<B: AutodiffBackend, M: AutodiffModule<B>>() -> impl Optimizer<M, B> {
+    AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(0.0)
+        .init::<B, M>()
 }
 
 fn record_epoch(recorder: &mut dyn Recorder, r: &EpochRecord) {
