@@ -184,9 +184,15 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
         Command::Export(args) => cmd_export(&open_store(&cli.store)?, &args).map(|_| ok()),
         Command::Report(args) => crate::cli_report::cmd_report(&cli.store, &args),
         Command::Compare { a, b } => crate::cli_report::cmd_compare(&cli.store, &a, &b),
-        Command::Data(cmd) => crate::data::run_data(cmd, cli.quiet).map(|_| ok()).map_err(Into::into),
-        Command::Llm(args) => crate::llm::cli::run_llm_command(args).map(|_| ok()).map_err(Into::into),
-        Command::Assets(args) => crate::llm::cli::run_assets_command(args).map(|_| ok()).map_err(Into::into),
+        Command::Data(cmd) => crate::data::run_data(cmd, cli.quiet)
+            .map(|_| ok())
+            .map_err(Into::into),
+        Command::Llm(args) => crate::llm::cli::run_llm_command(args)
+            .map(|_| ok())
+            .map_err(Into::into),
+        Command::Assets(args) => crate::llm::cli::run_assets_command(args)
+            .map(|_| ok())
+            .map_err(Into::into),
         Command::Sweep(args) => crate::cli_sweep::cmd_sweep(&cli.store, &args, progress),
         Command::Merge { stores } => {
             let target = open_store(&cli.store)?;

@@ -46,7 +46,10 @@ pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCo
     if runs.is_empty() {
         bail!("no runs match the selection");
     }
-    let data = runs.iter().map(|r| run_data(&store, r)).collect::<crate::Result<Vec<_>>>()?;
+    let data = runs
+        .iter()
+        .map(|r| run_data(&store, r))
+        .collect::<crate::Result<Vec<_>>>()?;
     let name = args
         .name
         .clone()
@@ -85,12 +88,17 @@ pub fn cmd_compare(root: &Path, a: &str, b: &str) -> Result<std::process::ExitCo
 
 fn single_experiment(runs: &[RunRecord]) -> Option<String> {
     let first = &runs.first()?.experiment;
-    runs.iter().all(|r| &r.experiment == first).then(|| first.clone())
+    runs.iter()
+        .all(|r| &r.experiment == first)
+        .then(|| first.clone())
 }
 
 fn select_runs(store: &Store, args: &ReportArgs) -> Result<Vec<RunRecord>> {
     let mut runs: Vec<RunRecord> = if !args.ids.is_empty() {
-        args.ids.iter().map(|id| store.find_run(id)).collect::<crate::Result<_>>()?
+        args.ids
+            .iter()
+            .map(|id| store.find_run(id))
+            .collect::<crate::Result<_>>()?
     } else if let Some(spec) = &args.sweep {
         let spec = crate::spec::Spec::load(spec)?;
         let sweep = crate::sweep::expand(&spec, &crate::pipeline::registry())?;

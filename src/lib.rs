@@ -17,6 +17,7 @@ pub mod stats;
 
 pub use error::{Error, Result};
 pub mod cli;
+pub mod cli_report;
 pub mod cli_sweep;
 pub mod export;
 pub mod fsutil;
@@ -28,4 +29,3 @@ pub mod provenance;
 pub mod runner;
 pub mod store;
 pub mod sweep;
-pub mod cli_report;

@@ -67,21 +67,37 @@ fn killed_sweep_resumes_and_parallel_sweep_merges() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first_log = store.join("runs").join(&sweep.runs[0].run_id).join("log.txt");
+    let first_log = store
+        .join("runs")
+        .join(&sweep.runs[0].run_id)
+        .join("log.txt");
     let start = Instant::now();
     while !std::fs::read_to_string(&first_log).is_ok_and(|t| t.contains("completed")) {
-        assert!(start.elapsed() < Duration::from_secs(300), "the first run never completed");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the first run never completed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let done_before = completed(&store);
-    assert!(!done_before.is_empty() && done_before.len() < 4, "{done_before:?}");
+    assert!(
+        !done_before.is_empty() && done_before.len() < 4,
+        "{done_before:?}"
+    );
 
     let out = recx(&store).arg("sweep").arg(&spec_path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("skip"), "completed runs are listed as skipped: {stdout}");
+    assert!(
+        stdout.contains("skip"),
+        "completed runs are listed as skipped: {stdout}"
+    );
     let done_after = completed(&store);
     assert_eq!(done_after.len(), 4);
     for (id, attempts) in &done_before {
@@ -91,13 +107,30 @@ fn killed_sweep_resumes_and_parallel_sweep_merges() {
 
     // The same sweep with two workers in a fresh store.
     let parallel = dir.path().join("parallel");
-    let out = recx(&parallel).args(["sweep", "--jobs", "2"]).arg(&spec_path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = recx(&parallel)
+        .args(["sweep", "--jobs", "2"])
+        .arg(&spec_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(completed(&parallel).len(), 4);
-    assert!(!parallel.join("workers").join("0").exists(), "worker databases are removed after merging");
-    let (a, b) = (Store::open(&store).unwrap(), Store::open(&parallel).unwrap());
+    assert!(
+        !parallel.join("workers").join("0").exists(),
+        "worker databases are removed after merging"
+    );
+    let (a, b) = (
+        Store::open(&store).unwrap(),
+        Store::open(&parallel).unwrap(),
+    );
     for r in sweep.runs.iter() {
-        let (ra, rb) = (a.get_run(&r.run_id).unwrap().unwrap(), b.get_run(&r.run_id).unwrap().unwrap());
+        let (ra, rb) = (
+            a.get_run(&r.run_id).unwrap().unwrap(),
+            b.get_run(&r.run_id).unwrap().unwrap(),
+        );
         assert_eq!(ra.stages, rb.stages);
         assert_eq!(
             a.run_metrics(&ra).unwrap().scalars,

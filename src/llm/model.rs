@@ -71,7 +71,14 @@ fn tied_head<B: Backend>(x: Tensor<B, 2>, embedding: Tensor<B, 2>) -> Tensor<B, 
     let width = n.div_ceil(blocks);
     let parts: Vec<Tensor<B, 2>> = (0..n.div_ceil(width))
         .into_par_iter()
-        .map(|i| x.clone().matmul(embedding.clone().narrow(0, i * width, width.min(n - i * width)).transpose()))
+        .map(|i| {
+            x.clone().matmul(
+                embedding
+                    .clone()
+                    .narrow(0, i * width, width.min(n - i * width))
+                    .transpose(),
+            )
+        })
         .collect();
     Tensor::cat(parts, 1)
 }
