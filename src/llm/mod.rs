@@ -56,5 +56,12 @@ impl Default for LlmSection {
 }
 
 impl Validate for LlmSection {
-    fn validate(&self, _v: &mut Validator) {}
+    fn validate(&self, v: &mut Validator) {
+        if let Err(e) = self.device.parse::<DeviceChoice>() {
+            v.error("device", e.to_string());
+        }
+        if let Err(e) = self.template.parse::<chat::TemplateName>() {
+            v.error("template", e);
+        }
+    }
 }
