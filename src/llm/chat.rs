@@ -310,9 +310,19 @@ impl ChatTemplate {
     /// Cuts a decoded generation (prompt included, special tokens kept) to the answer: the text
     /// after the first assistant separator, cut at each stop string in turn (spec §5.1). Text
     /// without the separator is taken whole.
+    ///
+    /// This relies on the prompt surviving decode(encode(prompt)); with SentencePiece tokenizers a
+    /// text segment after a special token gains a leading space (`<|assistant|>\n` decodes as
+    /// `<|assistant|> \n`), so prefer [`cut_at_stops`](Self::cut_at_stops) on the decoded
+    /// generated ids alone, which gives the same answer without that dependency.
     pub fn extract_answer<'a>(&self, decoded: &'a str) -> &'a str {
         let sep = self.assistant_separator();
-        let mut answer = decoded.split_once(sep).map_or(decoded, |(_, a)| a);
+        self.cut_at_stops(decoded.split_once(sep).map_or(decoded, |(_, a)| a))
+    }
+
+    /// Cuts decoded generated text at each stop string in turn.
+    pub fn cut_at_stops<'a>(&self, generated: &'a str) -> &'a str {
+        let mut answer = generated;
         for stop in self.stop_strings() {
             answer = answer.split(stop).next().unwrap_or_default();
         }

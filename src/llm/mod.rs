@@ -16,7 +16,7 @@ pub struct LlmSection {
     /// Path to a GGUF file or an HF folder; empty = a tiny model trained from scratch.
     pub model: String,
     /// Chat template name.
-    pub template: String,
+    pub template: chat::TemplateName,
     /// `cpu` or `cuda:N`.
     pub device: String,
 }
@@ -25,7 +25,7 @@ impl Default for LlmSection {
     fn default() -> Self {
         LlmSection {
             model: String::new(),
-            template: "chatml".into(),
+            template: chat::TemplateName::Chatml,
             device: "cpu".into(),
         }
     }
