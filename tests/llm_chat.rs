@@ -5,7 +5,7 @@ mod llm_tokenizer_fixtures;
 
 use llm_tokenizer_fixtures as fx;
 use recx::llm::LlmSection;
-use recx::llm::chat::{ChatTemplate, Role, TemplateName, Turn};
+use recx::llm::chat::{ChatTemplate, Role, TemplateName, Turn, left_pad};
 use recx::llm::tokenizer::Tokenizer;
 
 const VICUNA_SYS: &str = "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
@@ -415,4 +415,35 @@ fn spec_rejects_unknown_template_with_the_choices() {
     );
     let s: LlmSection = toml::from_str("template = \"llama-3\"").unwrap();
     assert_eq!(s.template, TemplateName::Llama3);
+}
+
+#[test]
+fn padding_for_training_and_generation() {
+    let tok = fx::byte_level();
+    let chatml = t(TemplateName::Chatml);
+    let sample = chatml
+        .training_sample(&tok, &[Turn::user("Is it fun?"), Turn::assistant("Yes")])
+        .unwrap();
+    let n = sample.ids.len();
+    let pad = tok.pad_id().unwrap();
+
+    let p = sample.padded(n + 3, pad).unwrap();
+    assert_eq!(&p.ids[..n], &sample.ids[..]);
+    assert_eq!(&p.ids[n..], &[pad; 3]);
+    assert_eq!(p.attention_mask.iter().filter(|&&m| m).count(), n);
+    assert_eq!(&p.loss_mask[..n], &sample.loss_mask[..]);
+    assert!(!p.loss_mask[n..].iter().any(|&m| m));
+    // Truncated so that the answer is gone: nothing to train on.
+    let first_trained = sample.loss_mask.iter().position(|&m| m).unwrap();
+    assert!(sample.padded(first_trained, pad).is_none());
+    assert_eq!(
+        sample.padded(first_trained + 1, pad).unwrap().ids.len(),
+        first_trained + 1
+    );
+
+    let (ids, mask) = left_pad(&[vec![5, 6, 7], vec![8]], 0, 10);
+    assert_eq!(ids, vec![vec![5, 6, 7], vec![0, 0, 8]]);
+    assert_eq!(mask, vec![vec![true; 3], vec![false, false, true]]);
+    let (ids, _) = left_pad(&[vec![5, 6, 7], vec![8]], 0, 2);
+    assert_eq!(ids, vec![vec![5, 6], vec![0, 8]]);
 }

@@ -116,6 +116,64 @@ impl TrainingSample {
             .map(|(&id, _)| id)
             .collect()
     }
+
+    /// Cut to `max_len` tokens from the right, then right-padded to exactly `max_len` with
+    /// `pad_id` (masked out of the loss), as the original pads every sample to 1024 (§4.5).
+    /// `None` when truncation left nothing to train on (the original then draws another sample).
+    pub fn padded(&self, max_len: usize, pad_id: u32) -> Option<PaddedSample> {
+        let n = self.ids.len().min(max_len);
+        if !self.loss_mask[..n].iter().any(|&m| m) {
+            return None;
+        }
+        let mut ids = self.ids[..n].to_vec();
+        let mut loss_mask = self.loss_mask[..n].to_vec();
+        let mut attention_mask = vec![true; n];
+        ids.resize(max_len, pad_id);
+        loss_mask.resize(max_len, false);
+        attention_mask.resize(max_len, false);
+        Some(PaddedSample {
+            ids,
+            loss_mask,
+            attention_mask,
+        })
+    }
+}
+
+/// A training sample of fixed length (see [`TrainingSample::padded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaddedSample {
+    pub ids: Vec<u32>,
+    pub loss_mask: Vec<bool>,
+    /// `false` on padding.
+    pub attention_mask: Vec<bool>,
+}
+
+/// Left-pads prompts to a common length for batched generation (spec §5.1: inference pads on
+/// the left so every prompt ends at the last position). Prompts longer than `max_len` keep
+/// their first `max_len` tokens, as HF's right-side truncation does (which can cut off the
+/// assistant header of an over-long prompt; spec §9.12). Returns ids and attention masks.
+pub fn left_pad(
+    prompts: &[Vec<u32>],
+    pad_id: u32,
+    max_len: usize,
+) -> (Vec<Vec<u32>>, Vec<Vec<bool>>) {
+    let width = prompts
+        .iter()
+        .map(|p| p.len().min(max_len))
+        .max()
+        .unwrap_or(0);
+    prompts
+        .iter()
+        .map(|p| {
+            let kept = &p[..p.len().min(max_len)];
+            let pad = width - kept.len();
+            let mut ids = vec![pad_id; pad];
+            ids.extend_from_slice(kept);
+            let mut mask = vec![false; pad];
+            mask.resize(width, true);
+            (ids, mask)
+        })
+        .unzip()
 }
 
 /// A chat template with its system message.
