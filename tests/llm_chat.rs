@@ -447,3 +447,63 @@ fn padding_for_training_and_generation() {
     let (ids, _) = left_pad(&[vec![5, 6, 7], vec![8]], 0, 2);
     assert_eq!(ids, vec![vec![5, 6], vec![0, 8]]);
 }
+
+#[test]
+fn jinja_templates_render_like_recx_in_python() {
+    let Some(python) = fx::python_with("jinja2") else {
+        return;
+    };
+    // HF's apply_chat_template environment: trim_blocks and lstrip_blocks.
+    let script = "import json, sys\n\
+                  from jinja2.sandbox import ImmutableSandboxedEnvironment\n\
+                  env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)\n\
+                  out = []\n\
+                  for case in json.load(sys.stdin):\n\
+                  \x20   t = env.from_string(case['template'])\n\
+                  \x20   out.append(t.render(messages=case['messages'], add_generation_prompt=case['gen']))\n\
+                  print(json.dumps(out))\n";
+    let conversation = [
+        Turn::user("Is <item> fun? It's 'quoted' \\ with\nnewline"),
+        Turn::assistant(" Yes, it is. "),
+        Turn::user("And Halo 3?"),
+        Turn::assistant("No."),
+    ];
+    let mut cases = Vec::new();
+    let mut expected = Vec::new();
+    for name in TemplateName::ALL.iter().copied() {
+        for template in [t(name), t(name).with_system("Be 'brief'.\nReally.")] {
+            for bos in [None, Some("<s>")] {
+                for (turns, generation) in [(&conversation[..], false), (&conversation[..3], true)]
+                {
+                    let messages: Vec<serde_json::Value> = turns
+                        .iter()
+                        .map(|turn| {
+                            let role = match turn.role {
+                                Role::User => "user",
+                                Role::Assistant => "assistant",
+                            };
+                            serde_json::json!({"role": role, "content": turn.text})
+                        })
+                        .collect();
+                    cases.push(serde_json::json!({
+                        "template": template.jinja(bos),
+                        "messages": messages,
+                        "gen": generation,
+                    }));
+                    let text = if generation {
+                        template.prompt_conversation(turns).unwrap()
+                    } else {
+                        template.render_training(turns).unwrap().text
+                    };
+                    let what = format!("{name} bos={bos:?} generation={generation}");
+                    expected.push((what, format!("{}{text}", bos.unwrap_or(""))));
+                }
+            }
+        }
+    }
+    let rendered: Vec<String> = fx::python_json(&python, script, &[], &cases);
+    assert_eq!(rendered.len(), expected.len());
+    for ((what, want), got) in expected.iter().zip(&rendered) {
+        assert_eq!(got, want, "{what}");
+    }
+}

@@ -387,6 +387,85 @@ impl ChatTemplate {
         answer
     }
 
+    /// The template as an HF Jinja `chat_template` (for `tokenizer_config.json`), so that
+    /// `transformers`' `apply_chat_template` renders exactly what recx trains on and prompts with.
+    /// With `bos`, the text starts with that BOS token string, because `apply_chat_template`
+    /// tokenizes without adding special tokens while recx's tokenizer adds BOS.
+    pub fn jinja(&self, bos: Option<&str>) -> String {
+        let lit = |s: &str| {
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('\'', "\\'")
+                .replace('\n', "\\n");
+            format!("'{escaped}'")
+        };
+        let mut j = format!("{{% set system = {} %}}", lit(&self.system));
+        if let Some(b) = bos {
+            j.push_str(&format!("{{{{ {} }}}}", lit(b)));
+        }
+        let each = |user: &str, assistant: &str| {
+            format!(
+                "{{% for message in messages %}}{{% if message['role'] == 'user' %}}{user}\
+                 {{% else %}}{assistant}{{% endif %}}{{% endfor %}}"
+            )
+        };
+        let body = match self.name {
+            TemplateName::Vicuna => format!(
+                "{{{{ system + ' ' }}}}{}",
+                each(
+                    "{{ 'USER: ' + message['content'] + ' ' }}",
+                    "{{ 'ASSISTANT: ' + message['content'] + '</s>' }}"
+                )
+            ),
+            TemplateName::Mistral | TemplateName::Llama2 => {
+                let end = if self.name == TemplateName::Mistral {
+                    "'</s>'"
+                } else {
+                    "' </s><s>'"
+                };
+                format!(
+                    "{{% if system %}}{{{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}}}\
+                     {{% else %}}{{{{ '[INST] ' }}}}{{% endif %}}{}",
+                    each(
+                        "{% if not loop.first %}{{ '[INST] ' }}{% endif %}{{ message['content'] + ' ' }}",
+                        &format!("{{{{ '[/INST] ' + message['content'] + {end} }}}}")
+                    )
+                )
+            }
+            TemplateName::Llama3 => {
+                let turn = "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' \
+                            + message['content'] | trim + '<|eot_id|>' }}";
+                format!(
+                    "{{{{ '<|begin_of_text|>' }}}}{{% if system %}}{{{{ '<|start_header_id|>system\
+                     <|end_header_id|>\\n\\n' + system | trim + '<|eot_id|>' }}}}{{% endif %}}{}",
+                    each(turn, turn)
+                )
+            }
+            TemplateName::Phi3 | TemplateName::Chatml => {
+                let tags = if self.name == TemplateName::Phi3 {
+                    Tags::PHI3
+                } else {
+                    Tags::CHATML
+                };
+                let (end, user, assistant) = (lit(tags.end), lit(tags.user), lit(tags.assistant));
+                format!(
+                    "{{% if system %}}{{{{ {} + system + {end} + '\\n' }}}}{{% endif %}}{}",
+                    lit(tags.system),
+                    each(
+                        &format!("{{{{ {user} + message['content'] + {end} + '\\n' }}}}"),
+                        &format!("{{{{ {assistant} + message['content'] + {end} + '\\n' }}}}")
+                    )
+                )
+            }
+        };
+        j.push_str(&body);
+        j.push_str(&format!(
+            "{{% if add_generation_prompt %}}{{{{ {} }}}}{{% endif %}}",
+            lit(self.generation_header())
+        ));
+        j
+    }
+
     /// The template's marker tokens, which a tokenizer trained from scratch must hold as
     /// special tokens.
     pub fn marker_tokens(&self) -> &'static [&'static str] {
