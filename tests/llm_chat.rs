@@ -507,3 +507,49 @@ fn jinja_templates_render_like_recx_in_python() {
         assert_eq!(got, want, "{what}");
     }
 }
+
+#[test]
+fn transformers_apply_chat_template_gives_recx_ids() {
+    let Some(python) = fx::python_with("transformers") else {
+        return;
+    };
+    let script = "import json, sys\n\
+                  from transformers import AutoTokenizer\n\
+                  out = []\n\
+                  for case in json.load(sys.stdin):\n\
+                  \x20   tok = AutoTokenizer.from_pretrained(case['dir'])\n\
+                  \x20   ids = tok.apply_chat_template(case['messages'], tokenize=True, add_generation_prompt=True)\n\
+                  \x20   out.append(list(ids['input_ids'] if hasattr(ids, 'keys') else ids))\n\
+                  print(json.dumps(out))\n";
+    let dir = tempfile::tempdir().unwrap();
+    let question = "Will the user <user> enjoy <item>? Answer Yes or No.";
+    let mut cases = Vec::new();
+    let mut expected = Vec::new();
+    for name in [
+        TemplateName::Vicuna,
+        TemplateName::Llama2,
+        TemplateName::Chatml,
+    ] {
+        for (kind, tok) in tokenizers_for(name) {
+            if !realistic(name, kind) {
+                continue;
+            }
+            let sub = dir.path().join(format!("{name}-{kind}"));
+            tok.save_pretrained(&sub, Some(&t(name).jinja_for(&tok)))
+                .unwrap();
+            cases.push(serde_json::json!({
+                "dir": sub.to_str().unwrap(),
+                "messages": [{"role": "user", "content": question}],
+            }));
+            expected.push((
+                format!("{name}/{kind}"),
+                t(name).prompt_ids(&tok, question).unwrap(),
+            ));
+        }
+    }
+    let got: Vec<Vec<u32>> = fx::python_json(&python, script, &[], &cases);
+    assert_eq!(got.len(), expected.len());
+    for ((what, want), got) in expected.iter().zip(&got) {
+        assert_eq!(got, want, "{what}");
+    }
+}

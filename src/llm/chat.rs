@@ -466,6 +466,16 @@ impl ChatTemplate {
         j
     }
 
+    /// [`jinja`](Self::jinja) with the BOS that `tok` adds, ready for
+    /// [`Tokenizer::save_pretrained`].
+    pub fn jinja_for(&self, tok: &Tokenizer) -> String {
+        let bos = tok
+            .adds_bos()
+            .then(|| tok.bos_id().and_then(|id| tok.id_to_token(id)))
+            .flatten();
+        self.jinja(bos.as_deref())
+    }
+
     /// The template's marker tokens, which a tokenizer trained from scratch must hold as
     /// special tokens.
     pub fn marker_tokens(&self) -> &'static [&'static str] {
