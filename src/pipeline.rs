@@ -24,6 +24,14 @@ crate::spec_enum! {
     }
 }
 
+/// Every stage recx knows, in no particular order (the plan orders them by dependencies).
+pub fn registry() -> Vec<Box<dyn Stage>> {
+    vec![
+        Box::new(crate::data::DataStage),
+        Box::new(crate::recommender::RecommenderStage),
+    ]
+}
+
 /// A pipeline stage.
 pub trait Stage: Send + Sync {
     fn kind(&self) -> StageKind;
@@ -34,7 +42,12 @@ pub trait Stage: Send + Sync {
     /// Everything that determines this stage's output besides its inputs' hashes: its spec
     /// section with seeds resolved, plus content hashes of any external files it reads.
     /// Changing any of it changes the stage hash and therefore reruns the stage.
-    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<serde_json::Value>;
+    fn fingerprint(
+        &self,
+        spec: &RawSpec,
+        spec_dir: &Path,
+        run_seed: u64,
+    ) -> Result<serde_json::Value>;
 
     /// Whether this stage is part of the plan for `spec` (a disabled stage is skipped and so
     /// are the stages that depend on it).
@@ -70,7 +83,10 @@ impl Recorder for Measurements {
     }
 
     fn series(&mut self, name: &str, step: u64, value: f64) {
-        self.series.entry(name.to_string()).or_default().push((step, value));
+        self.series
+            .entry(name.to_string())
+            .or_default()
+            .push((step, value));
     }
 
     fn example(&mut self, metric: &str, example_id: &str, value: f64) {
@@ -130,11 +146,9 @@ impl Progress {
     pub fn bar(&self, len: u64, message: impl Into<String>) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(len));
         bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>24} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
         );
         bar.set_message(message.into());
         bar
@@ -145,6 +159,11 @@ impl Progress {
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_message(message.into());
         bar
+    }
+
+    /// Runs `f` with the bars hidden, so terminal output does not tear them.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.multi.suspend(f)
     }
 
     /// Prints a line above the bars (or nothing when quiet).

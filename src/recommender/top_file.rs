@@ -54,13 +54,19 @@ impl TopLine {
     pub fn parse(line: &str) -> std::result::Result<Self, String> {
         let fields: Vec<&str> = line.trim_end_matches(['\n', '\r']).split('\t').collect();
         if fields.len() != 8 {
-            return Err(format!("expected 8 tab-separated fields, found {}", fields.len()));
+            return Err(format!(
+                "expected 8 tab-separated fields, found {}",
+                fields.len()
+            ));
         }
         let id = |i: usize, name: &str| {
-            fields[i]
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| format!("field {} ({name}) is not an item/user id: {:?}", i + 1, fields[i]))
+            fields[i].trim().parse::<u32>().map_err(|_| {
+                format!(
+                    "field {} ({name}) is not an item/user id: {:?}",
+                    i + 1,
+                    fields[i]
+                )
+            })
         };
         let score = |i: usize, name: &str| {
             fields[i]
@@ -73,9 +79,9 @@ impl TopLine {
             .map(|c| c.trim().parse::<u32>())
             .collect::<std::result::Result<_, _>>()
             .map_err(|_| format!("field 4 (candidates) is not a list of ids: {:?}", fields[3]))?;
-        let candidates: [u32; 5] = cands
-            .try_into()
-            .map_err(|v: Vec<u32>| format!("field 4 (candidates) has {} ids, expected 5", v.len()))?;
+        let candidates: [u32; 5] = cands.try_into().map_err(|v: Vec<u32>| {
+            format!("field 4 (candidates) has {} ids, expected 5", v.len())
+        })?;
         Ok(TopLine {
             uid: id(0, "uid")?,
             iid: id(1, "iid")?,

@@ -56,7 +56,9 @@ impl SourceMap {
     pub fn path_at(&self, offset: usize) -> Option<&str> {
         self.entries
             .iter()
-            .filter(|e| e.key.contains(&offset) || e.value.contains(&offset) || e.value.end == offset)
+            .filter(|e| {
+                e.key.contains(&offset) || e.value.contains(&offset) || e.value.end == offset
+            })
             .max_by_key(|e| e.path.len())
             .map(|e| e.path.as_str())
     }

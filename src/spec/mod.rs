@@ -99,7 +99,10 @@ impl Validator {
     /// Checks `lo <= value <= hi`.
     pub fn in_range<T: PartialOrd + fmt::Display>(&mut self, key: &str, value: T, lo: T, hi: T) {
         if !(value >= lo && value <= hi) {
-            self.error(key, format!("{value} is out of range; expected {lo} ..= {hi}"));
+            self.error(
+                key,
+                format!("{value} is out of range; expected {lo} ..= {hi}"),
+            );
         }
     }
 
@@ -189,7 +192,11 @@ impl Spec {
             let (line, col, key) = match e.span() {
                 Some(span) => {
                     let (l, c) = map.line_col(span.start);
-                    (Some(l), Some(c), map.path_at(span.start).unwrap_or("").to_string())
+                    (
+                        Some(l),
+                        Some(c),
+                        map.path_at(span.start).unwrap_or("").to_string(),
+                    )
                 }
                 None => (None, None, String::new()),
             };

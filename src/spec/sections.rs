@@ -51,11 +51,15 @@ impl Validate for ExperimentSection {
                 self.name
             )
         });
-        v.check(!self.seeds.is_empty(), "seeds", || "at least one seed is needed".into());
+        v.check(!self.seeds.is_empty(), "seeds", || {
+            "at least one seed is needed".into()
+        });
         let mut sorted = self.seeds.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        v.check(sorted.len() == self.seeds.len(), "seeds", || "seeds repeat".into());
+        v.check(sorted.len() == self.seeds.len(), "seeds", || {
+            "seeds repeat".into()
+        });
     }
 }
 
@@ -93,8 +97,12 @@ impl Default for TrainSection {
 impl Validate for TrainSection {
     fn validate(&self, v: &mut Validator) {
         v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
-        v.check(self.lr > 0.0, "lr", || format!("{} must be positive", self.lr));
-        v.check(self.batch_size > 0, "batch_size", || "must be at least 1".into());
+        v.check(self.lr > 0.0, "lr", || {
+            format!("{} must be positive", self.lr)
+        });
+        v.check(self.batch_size > 0, "batch_size", || {
+            "must be at least 1".into()
+        });
         v.in_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0);
         v.in_range("lora_dropout", self.lora_dropout, 0.0, 1.0);
     }
@@ -120,7 +128,9 @@ impl Default for EvalSection {
 
 impl Validate for EvalSection {
     fn validate(&self, v: &mut Validator) {
-        v.check(self.num_beams > 0, "num_beams", || "must be at least 1".into());
+        v.check(self.num_beams > 0, "num_beams", || {
+            "must be at least 1".into()
+        });
     }
 }
 
@@ -147,9 +157,11 @@ impl Default for ExplainSection {
 
 impl Validate for ExplainSection {
     fn validate(&self, v: &mut Validator) {
-        v.check(self.min_new_tokens <= self.max_new_tokens, "min_new_tokens", || {
-            "must not exceed max_new_tokens".into()
-        });
+        v.check(
+            self.min_new_tokens <= self.max_new_tokens,
+            "min_new_tokens",
+            || "must not exceed max_new_tokens".into(),
+        );
     }
 }
 
@@ -218,7 +230,9 @@ impl Default for DiscriminatorSection {
 impl Validate for DiscriminatorSection {
     fn validate(&self, v: &mut Validator) {
         v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
-        v.check(self.lr > 0.0, "lr", || format!("{} must be positive", self.lr));
+        v.check(self.lr > 0.0, "lr", || {
+            format!("{} must be positive", self.lr)
+        });
     }
 }
 
@@ -293,7 +307,10 @@ impl Validate for SweepSection {
         }
         let lens: Vec<usize> = self.zip.values().map(Vec::len).collect();
         if lens.windows(2).any(|w| w[0] != w[1]) {
-            v.error("zip", format!("lists must have the same length, found {lens:?}"));
+            v.error(
+                "zip",
+                format!("lists must have the same length, found {lens:?}"),
+            );
         }
         for key in self.zip.keys() {
             if self.grid.contains_key(key) {
