@@ -2,6 +2,8 @@
 //! tests/fixtures/tokenizer (made by make_fixtures.py) and a Python runner for parity checks.
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
