@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The experiment spec failed to parse or validate; each issue carries file:line:col.
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] SpecIssues),
 
     #[error("{path}: {source}")]
@@ -66,6 +66,10 @@ pub enum Error {
     /// A configuration that parsed but cannot be executed (e.g. a device that is not compiled in).
     #[error("{0}")]
     Config(String),
+
+    /// A statistical test got input it cannot use (mismatched pairs, too few values).
+    #[error("statistics: {0}")]
+    Stats(String),
 
     /// The user interrupted the run (Ctrl-C); finished stages are kept.
     #[error("interrupted")]

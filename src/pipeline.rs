@@ -24,6 +24,14 @@ crate::spec_enum! {
     }
 }
 
+/// Every stage recx knows, in no particular order (the plan orders them by dependencies).
+pub fn registry() -> Vec<Box<dyn Stage>> {
+    vec![
+        Box::new(crate::data::DataStage),
+        Box::new(crate::recommender::RecommenderStage),
+    ]
+}
+
 /// A pipeline stage.
 pub trait Stage: Send + Sync {
     fn kind(&self) -> StageKind;
@@ -151,6 +159,11 @@ impl Progress {
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_message(message.into());
         bar
+    }
+
+    /// Runs `f` with the bars hidden, so terminal output does not tear them.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.multi.suspend(f)
     }
 
     /// Prints a line above the bars (or nothing when quiet).

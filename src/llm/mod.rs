@@ -40,7 +40,7 @@ pub struct LlmSection {
     /// Path to a GGUF file or an HF folder; empty = a tiny model trained from scratch.
     pub model: String,
     /// Chat template name.
-    pub template: String,
+    pub template: chat::TemplateName,
     /// `cpu` or `cuda:N`.
     pub device: String,
 }
@@ -49,7 +49,7 @@ impl Default for LlmSection {
     fn default() -> Self {
         LlmSection {
             model: String::new(),
-            template: "chatml".into(),
+            template: chat::TemplateName::Chatml,
             device: "cpu".into(),
         }
     }
@@ -59,9 +59,6 @@ impl Validate for LlmSection {
     fn validate(&self, v: &mut Validator) {
         if let Err(e) = self.device.parse::<DeviceChoice>() {
             v.error("device", e.to_string());
-        }
-        if let Err(e) = self.template.parse::<chat::TemplateName>() {
-            v.error("template", e);
         }
     }
 }

@@ -1,0 +1,202 @@
+//! From a `[data]` section to a finished dataset: read the source, run the enabled filter
+//! stages, clean the metadata, compute the statistics.
+//!
+//! Kept apart from the pipeline stage so tests, benchmarks and other tools can build a dataset
+//! without a runner or a store.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::filter::{self, Steps};
+use super::layout::{self, LayoutInput};
+use super::lines::{self, Skipped};
+use super::raw::RawLog;
+use super::stats::DataStats;
+use super::types::Dataset;
+use super::{DataSection, Source, embedded, readers, synthetic};
+use crate::error::{IoContext, Result};
+use crate::pipeline::Progress;
+
+/// A built dataset and how it came to be.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub dataset: Dataset,
+    pub stats: DataStats,
+}
+
+/// What a source yields: a log still to be sequenced, or sequences already numbered.
+enum Input {
+    Log(RawLog),
+    Sequenced(Dataset),
+}
+
+/// Builds the dataset `section` describes; relative paths resolve against `spec_dir`.
+pub fn build(
+    section: &DataSection,
+    spec_dir: &Path,
+    run_seed: u64,
+    progress: &Progress,
+) -> Result<Built> {
+    let seed = section.seed.resolve(run_seed);
+    let mut skipped = Skipped::default();
+    let spinner = progress.spinner(format!("data: reading {}", section.source));
+    let input = read_input(section, spec_dir, seed, &mut skipped)?;
+    let mut steps = Steps::default();
+    spinner.set_message("data: stage 1");
+    let mut ds = match input {
+        Input::Log(log) => filter::stage1(
+            &log,
+            &section.stage1,
+            section.stage1_enabled(),
+            seed,
+            &mut steps,
+        )?,
+        Input::Sequenced(ds) if section.stage1_enabled() => {
+            let log = RawLog::from_dataset(&ds);
+            filter::stage1(&log, &section.stage1, true, seed, &mut steps)?
+        }
+        Input::Sequenced(ds) => {
+            let seqs: Vec<filter::UserSeq> = ds.users().map(|(u, s)| (u, s.to_vec())).collect();
+            steps.record("read", &seqs)?;
+            ds
+        }
+    };
+    if section.stage2_enabled() {
+        spinner.set_message("data: stage 2");
+        ds = filter::stage2(&ds, &section.stage2, seed, &mut steps)?;
+    }
+    let untitled = filter::clean_metadata(&mut ds);
+    spinner.finish_and_clear();
+    let stats = DataStats::compute(&ds, &steps, &skipped, untitled);
+    Ok(Built { dataset: ds, stats })
+}
+
+fn read_input(
+    section: &DataSection,
+    spec_dir: &Path,
+    seed: u64,
+    skipped: &mut Skipped,
+) -> Result<Input> {
+    let dir = resolve(spec_dir, &section.path);
+    let policy = section.on_bad_line;
+    Ok(match section.source {
+        Source::GamesMini => Input::Sequenced(layout::read_layout(
+            embedded::input(),
+            "data.source",
+            policy,
+            skipped,
+        )?),
+        Source::Recexplainer => Input::Sequenced(layout::read_layout(
+            LayoutInput::Dir(&dir),
+            "data.path",
+            policy,
+            skipped,
+        )?),
+        Source::AmazonRaw => {
+            lines::require(&dir, "data.path")?;
+            let a = &section.amazon;
+            let keys = ("data.amazon.meta", "data.amazon.reviews");
+            Input::Log(readers::read_amazon(
+                &dir.join(&a.meta),
+                &dir.join(&a.reviews),
+                keys,
+                policy,
+                skipped,
+            )?)
+        }
+        Source::Movielens => {
+            lines::require(&dir, "data.path")?;
+            Input::Log(readers::read_movielens(&dir, policy, skipped)?)
+        }
+        Source::Delimited => {
+            lines::require(&dir, "data.path")?;
+            Input::Log(readers::read_delimited(
+                &dir,
+                &section.delimited,
+                policy,
+                skipped,
+            )?)
+        }
+        Source::Synthetic => Input::Log(synthetic::generate(&section.synthetic, seed).0),
+    })
+}
+
+fn resolve(spec_dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        spec_dir.join(p)
+    }
+}
+
+/// The input files a section reads, as (role, path, spec key); optional files that are absent
+/// are left out. `games-mini` and `synthetic` read no files.
+pub fn input_files(section: &DataSection, spec_dir: &Path) -> Vec<(String, PathBuf, &'static str)> {
+    let dir = resolve(spec_dir, &section.path);
+    let file = |name: &str, key: &'static str| (name.to_string(), dir.join(name), key);
+    match section.source {
+        Source::GamesMini | Source::Synthetic => Vec::new(),
+        Source::Recexplainer => {
+            let mut v = vec![
+                file(layout::SEQUENCES, "data.path"),
+                file(layout::METADATA, "data.path"),
+            ];
+            if dir.join(layout::DATAMAPS).exists() {
+                v.push(file(layout::DATAMAPS, "data.path"));
+            }
+            v
+        }
+        Source::AmazonRaw => vec![
+            file(&section.amazon.reviews, "data.amazon.reviews"),
+            file(&section.amazon.meta, "data.amazon.meta"),
+        ],
+        Source::Movielens => vec![
+            file("ratings.csv", "data.path"),
+            file("movies.csv", "data.path"),
+        ],
+        Source::Delimited => vec![
+            file(
+                &section.delimited.interactions,
+                "data.delimited.interactions",
+            ),
+            file(&section.delimited.items, "data.delimited.items"),
+        ],
+    }
+}
+
+/// SHA-256 of every input (the embedded files for `games-mini`), keyed by role.
+pub(crate) fn input_hashes(
+    section: &DataSection,
+    spec_dir: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    if section.source == Source::GamesMini {
+        for (name, text) in embedded::files() {
+            out.insert(
+                name.into(),
+                hex::encode(Sha256::digest(text.as_bytes())).into(),
+            );
+        }
+    }
+    for (role, path, key) in input_files(section, spec_dir) {
+        lines::require(&path, key)?;
+        out.insert(role, sha256_file(&path)?.into());
+    }
+    Ok(out)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).at(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).at(path)?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}

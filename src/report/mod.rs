@@ -1,0 +1,210 @@
+//! Reports over finished runs: tables (Markdown, LaTeX, CSV), figures (PNG, SVG), significance
+//! tests, and the paper's Tables 1–3 beside ours.
+//!
+//! Why a plain-data boundary: this module must not know about sled or TOML, so that it can be
+//! tested on synthetic runs and so that the store's schema can change without touching it. The
+//! store's loader converts each stored run into a [`RunData`] and calls [`render_report`] (for
+//! `recx report`) or [`compare`] + [`render_comparison`] (for `recx compare A B`).
+//!
+//! # Contract for the caller (the store loader)
+//! - `group_key`: runs that differ only by seed share it (the plan's hash without the seed).
+//!   They collapse to mean ± std with a seeded bootstrap 95% CI and n; every seed stays in
+//!   `tables/runs.csv`.
+//! - `params`: the resolved spec as dotted keys → display strings (a TOML list as its TOML text,
+//!   e.g. `alignment.tasks = ["uid2next", "uid2hist"]`, the empty list as `[]`). The report reads
+//!   [`PARAM_MODE`] (`alignment.mode`: behaviour / intention / both / none) and [`PARAM_TASKS`]
+//!   (`alignment.tasks`). Params that differ between groups name the groups.
+//! - `metrics`: final scalar metrics. Names are free; the paper tables look up the names in
+//!   [`PaperKeys`]. Metrics named `confusion/<true label>/<predicted label>` are counts of a
+//!   confusion matrix (paper Fig. 4).
+//! - `series`: training curves, name → (step, value), e.g. `train/loss`.
+//! - `examples`: per-example results, metric name → (example id, value). Binary metrics (values
+//!   all 0 or 1) are compared with McNemar, others with Wilcoxon, a paired permutation test and the
+//!   paired t-test. Example ids pair the two runs. [`EXAMPLE_RATING`] (`judge/rating`, integers
+//!   0–3) feeds the rating-distribution figure (paper Fig. 3).
+//!
+//! # What comes out (`out_dir`)
+//! `index.md`, `index.html` (self-contained: PNGs embedded as data URIs; the SVGs lie beside it
+//! in `figures/`; every string from runs is HTML-escaped), `figures/<id>.{png,svg}`, and
+//! `tables/<id>.{md,tex,csv}`. The runs table lists run ids, spec hashes and git commits, so every
+//! number can be traced. Output bytes depend only on the input and the options.
+//!
+//! # Statistics in the report
+//! Groups are compared with a baseline group (the `none` alignment mode if present, else the
+//! first group, or [`ReportOptions::baseline`]): across seeds with Welch's t-test (markers) and
+//! Mann–Whitney U with the probability of improvement; per example, for every seed both groups
+//! ran, with the paired tests above. Holm's correction is applied over each table's family of
+//! comparisons, and the report says so.
+
+mod compare;
+mod figures;
+mod group;
+mod page;
+mod paper;
+mod table;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use compare::{Comparison, compare, render_comparison};
+pub use group::{Group, Summary};
+pub use paper::{PaperKeys, PublishedValue, published_values};
+pub use table::{Table, escape_latex};
+
+use crate::Result;
+use crate::error::IoContext;
+
+/// Param naming the alignment mode.
+pub const PARAM_MODE: &str = "alignment.mode";
+/// Param naming the subset of alignment tasks (task ablation, paper Fig. 7).
+pub const PARAM_TASKS: &str = "alignment.tasks";
+/// Per-example judge ratings, integers 0–3 (paper Fig. 3).
+pub const EXAMPLE_RATING: &str = "judge/rating";
+/// Metric prefix of confusion-matrix counts: `confusion/<true>/<predicted>`.
+pub const CONFUSION_PREFIX: &str = "confusion/";
+
+/// One run as the report sees it; built by the store loader.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunData {
+    pub run_id: String,
+    pub experiment: String,
+    /// Equal for runs that differ only by seed.
+    pub group_key: String,
+    pub spec_hash: String,
+    pub git_commit: String,
+    pub git_dirty: bool,
+    pub seed: u64,
+    /// e.g. "done", "failed"; only "done" runs enter statistics, the rest are listed.
+    pub status: String,
+    pub params: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, f64>,
+    pub series: BTreeMap<String, Vec<(u64, f64)>>,
+    pub examples: BTreeMap<String, Vec<(String, f64)>>,
+}
+
+impl RunData {
+    /// Whether this run finished and its numbers may be used.
+    pub fn is_done(&self) -> bool {
+        self.status == "done"
+    }
+}
+
+/// How to render a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOptions {
+    pub title: String,
+    /// Lay out the paper's Tables 1–3 with the published numbers beside ours.
+    pub paper: bool,
+    /// Which dataset's published numbers to show: "games", "movies" or "steam".
+    pub paper_dataset: String,
+    pub paper_keys: PaperKeys,
+    /// Group key or group label of the baseline for significance tests.
+    pub baseline: Option<String>,
+    pub bootstrap_resamples: usize,
+    /// Monte Carlo sign flips of the permutation test beyond exact enumeration.
+    pub permutation_resamples: usize,
+    /// Seed of the bootstrap and the permutation test.
+    pub seed: u64,
+    /// Significance level of the markers (after Holm's correction).
+    pub alpha: f64,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            title: "recx report".into(),
+            paper: false,
+            paper_dataset: "games".into(),
+            paper_keys: PaperKeys::default(),
+            baseline: None,
+            bootstrap_resamples: 10_000,
+            permutation_resamples: 9_999,
+            seed: 2024,
+            alpha: 0.05,
+        }
+    }
+}
+
+/// What [`render_report`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSummary {
+    pub out_dir: PathBuf,
+    pub n_runs: usize,
+    pub n_groups: usize,
+    /// Table ids (files `tables/<id>.{md,tex,csv}`).
+    pub tables: Vec<String>,
+    /// Figure ids (files `figures/<id>.{png,svg}`).
+    pub figures: Vec<String>,
+    /// Things the report could not do (e.g. a test with too few seeds), also listed in it.
+    pub notes: Vec<String>,
+}
+
+/// A rendered figure (files `figures/<id>.{png,svg}`) and its PNG bytes for embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Figure {
+    pub id: String,
+    pub caption: String,
+    pub png: Vec<u8>,
+}
+
+/// Everything one report contains, before it is written.
+pub(crate) struct ReportContent {
+    pub title: String,
+    pub sections: Vec<Section>,
+    /// The figures come after this many sections.
+    pub figures_after: usize,
+    pub figures: Vec<Figure>,
+    pub notes: Vec<String>,
+}
+
+/// A titled block of tables with explanatory text.
+pub(crate) struct Section {
+    pub title: String,
+    pub text: Vec<String>,
+    pub tables: Vec<Table>,
+}
+
+/// Renders a report over `runs` into `out_dir` (created if missing).
+pub fn render_report(
+    runs: &[RunData],
+    opts: &ReportOptions,
+    out_dir: &Path,
+) -> Result<ReportSummary> {
+    if runs.is_empty() {
+        return Err(crate::Error::Config(
+            "the report has no runs to show; check the selection".into(),
+        ));
+    }
+    let groups = group::group_runs(runs, opts);
+    let mut notes = Vec::new();
+    let mut sections = vec![group::results_section(&groups)];
+    if opts.paper {
+        sections.extend(paper::paper_sections(&groups, opts, &mut notes)?);
+    }
+    let figures_after = sections.len();
+    sections.extend(group::significance_sections(&groups, opts, &mut notes));
+    sections.push(group::runs_section(runs, &groups));
+    let figures_dir = out_dir.join("figures");
+    std::fs::create_dir_all(&figures_dir).at(&figures_dir)?;
+    let figures = figures::all_figures(&groups, &figures_dir, &mut notes)?;
+    let content = ReportContent {
+        title: opts.title.clone(),
+        sections,
+        figures_after,
+        figures,
+        notes,
+    };
+    page::write_all(&content, out_dir)?;
+    Ok(ReportSummary {
+        out_dir: out_dir.to_path_buf(),
+        n_runs: runs.len(),
+        n_groups: groups.len(),
+        tables: content
+            .sections
+            .iter()
+            .flat_map(|s| s.tables.iter().map(|t| t.id.clone()))
+            .collect(),
+        figures: content.figures.iter().map(|f| f.id.clone()).collect(),
+        notes: content.notes,
+    })
+}
