@@ -126,11 +126,17 @@ fn main() {
             .and_then(|s| s.parse::<f64>().ok())
     };
     print!("{stdout}");
-    if let Some(tf) = rate("transformers") {
+    if let Some(tf) = rate("transformers ") {
         println!(
             "ratio recx / transformers = {:.2}x (goal >= 2x)",
             recx_tps / tf
         );
+        if let Some(tf1) = rate("transformers-1thread") {
+            println!(
+                "ratio recx / best transformers (1 or {threads} threads) = {:.2}x",
+                recx_tps / tf.max(tf1)
+            );
+        }
     }
     if let Some(cpp) = rate("llama.cpp") {
         println!(

@@ -56,7 +56,11 @@ fn sigkill_mid_stage_then_resume() {
     let log = store_dir.join("runs").join(&run.run_id).join("log.txt");
 
     // Start, wait until the recommender stage is under way, then kill -9.
-    let mut child = recx(&store_dir, &spec_path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = recx(&store_dir, &spec_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(
         wait_for(&log, "stage recommender", Duration::from_secs(120)),
         "the recommender stage never started"
@@ -68,10 +72,22 @@ fn sigkill_mid_stage_then_resume() {
     // The store opens, the finished stage is recorded, the killed one is not.
     {
         let store = Store::open(&store_dir).expect("the store opens after a SIGKILL");
-        assert_eq!(store.get_run(&run.run_id).unwrap().unwrap().status, RunStatus::Running);
-        assert!(store.stage(&data.hash).unwrap().is_some(), "the data stage finished before the kill");
-        assert!(store.stage(&rec.hash).unwrap().is_none(), "the killed stage is not recorded as done");
-        assert!(!store.artifact_dir("recommender", &rec.hash).exists(), "no half-written output in place");
+        assert_eq!(
+            store.get_run(&run.run_id).unwrap().unwrap().status,
+            RunStatus::Running
+        );
+        assert!(
+            store.stage(&data.hash).unwrap().is_some(),
+            "the data stage finished before the kill"
+        );
+        assert!(
+            store.stage(&rec.hash).unwrap().is_none(),
+            "the killed stage is not recorded as done"
+        );
+        assert!(
+            !store.artifact_dir("recommender", &rec.hash).exists(),
+            "no half-written output in place"
+        );
     }
     let data_file = store_dir.join(format!("artifacts/data/{}/sequential_data.txt", data.hash));
     let data_mtime = std::fs::metadata(&data_file).unwrap().modified().unwrap();
@@ -81,15 +97,33 @@ fn sigkill_mid_stage_then_resume() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "rerun failed: {stderr}");
     assert!(stderr.contains("marked interrupted"), "{stderr}");
-    assert!(stderr.contains(&format!("stage data {}: cached", &data.hash[..12])), "{stderr}");
-    assert_eq!(std::fs::metadata(&data_file).unwrap().modified().unwrap(), data_mtime);
+    assert!(
+        stderr.contains(&format!("stage data {}: cached", &data.hash[..12])),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::metadata(&data_file).unwrap().modified().unwrap(),
+        data_mtime
+    );
 
     let store = Store::open(&store_dir).unwrap();
     let rec_run = store.get_run(&run.run_id).unwrap().unwrap();
     assert_eq!(rec_run.status, RunStatus::Completed);
     assert_eq!(rec_run.attempts, 2);
     assert!(store.stage(&rec.hash).unwrap().is_some());
-    assert!(store.artifact_dir("recommender", &rec.hash).join("test_top.txt").is_file());
+    assert!(
+        store
+            .artifact_dir("recommender", &rec.hash)
+            .join("test_top.txt")
+            .is_file()
+    );
     let metrics = store.run_metrics(&rec_run).unwrap();
-    assert!(metrics.scalars.keys().any(|k| k.starts_with("recommender.")), "{:?}", metrics.scalars.keys());
+    assert!(
+        metrics
+            .scalars
+            .keys()
+            .any(|k| k.starts_with("recommender.")),
+        "{:?}",
+        metrics.scalars.keys()
+    );
 }

@@ -8,7 +8,9 @@ use burn::backend::{Autodiff, Flex};
 use recx::pipeline::{Measurements, Progress, StageContext};
 use recx::recommender::synthetic::successor_ring;
 use recx::recommender::train::{TrainOutcome, TrainReport, seeded_init, train};
-use recx::recommender::{Examples, RecommenderSection, SasRecConfig, TrainSettings, run_recommender};
+use recx::recommender::{
+    Examples, RecommenderSection, SasRecConfig, TrainSettings, run_recommender,
+};
 use recx::spec::RawSpec;
 
 type B = Autodiff<Flex>;
@@ -30,14 +32,24 @@ fn settings(max_epochs: usize, seed: u64) -> TrainSettings {
 
 /// Trains a small SASRec into `dir` and returns its final item table and outcome.
 fn fit(ex: &Examples<'_>, s: &TrainSettings, dir: &Path) -> (Vec<f32>, TrainOutcome) {
-    let cfg = SasRecConfig::new(ex.n_item_rows).with_embedding_size(16).with_n_heads(2).with_inner_size(32);
+    let cfg = SasRecConfig::new(ex.n_item_rows)
+        .with_embedding_size(16)
+        .with_n_heads(2)
+        .with_inner_size(32);
     let device = Default::default();
     let model = seeded_init::<B, _>(&device, s.seed, |d| cfg.init::<B>(d));
     let mut m = Measurements::default();
     let progress = Progress::hidden();
-    let report = TrainReport { recorder: &mut m, progress: &progress };
+    let report = TrainReport {
+        recorder: &mut m,
+        progress: &progress,
+    };
     let (model, outcome) = train(model, ex, s, "test-key", dir, &device, report).unwrap();
-    assert_eq!(m.series["train_loss"].len(), outcome.history.len(), "resumed runs replay the series");
+    assert_eq!(
+        m.series["train_loss"].len(),
+        outcome.history.len(),
+        "resumed runs replay the series"
+    );
     (model.item_table().into_data().to_vec().unwrap(), outcome)
 }
 
@@ -80,17 +92,38 @@ fn rerunning_the_stage_on_its_checkpoints_reproduces_the_outputs() {
     let mut outputs = Vec::new();
     for _ in 0..2 {
         let mut m = Measurements::default();
-        let mut ctx = StageContext::new(&spec, Path::new("."), 0, dir.path().to_path_buf(), BTreeMap::new(), &mut m, &progress);
+        let mut ctx = StageContext::new(
+            &spec,
+            Path::new("."),
+            0,
+            dir.path().to_path_buf(),
+            BTreeMap::new(),
+            &mut m,
+            &progress,
+        );
         run_recommender(&mut ctx, &settings, &data).unwrap();
-        let files: Vec<Vec<u8>> = ["test_top.txt", "train_top.txt", "sim_item.txt", "item_embeddings.safetensors"]
-            .iter()
-            .map(|f| std::fs::read(dir.path().join(f)).unwrap())
-            .collect();
+        let files: Vec<Vec<u8>> = [
+            "test_top.txt",
+            "train_top.txt",
+            "sim_item.txt",
+            "item_embeddings.safetensors",
+        ]
+        .iter()
+        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+        .collect();
         outputs.push((files, m.scalars, m.series));
     }
-    let names = ["test_top.txt", "train_top.txt", "sim_item.txt", "item_embeddings.safetensors"];
+    let names = [
+        "test_top.txt",
+        "train_top.txt",
+        "sim_item.txt",
+        "item_embeddings.safetensors",
+    ];
     for (k, name) in names.iter().enumerate() {
-        assert!(outputs[0].0[k] == outputs[1].0[k], "{name} differs after the rerun");
+        assert!(
+            outputs[0].0[k] == outputs[1].0[k],
+            "{name} differs after the rerun"
+        );
     }
     assert_eq!(outputs[0].1, outputs[1].1, "metrics");
     assert_eq!(outputs[0].2, outputs[1].2, "series");

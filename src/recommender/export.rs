@@ -14,7 +14,14 @@ use crate::error::{Error, IoContext, Result};
 
 /// The `times` lines of §1.6 for one (user, target) pair, from the model's scores over all item
 /// rows (index 0 = padding). `history` (the items before the target) and padding are excluded.
-pub fn top_lines(uid: u32, iid: u32, history: &[u32], scores: &[f32], times: usize, rng: &mut ChaCha8Rng) -> std::result::Result<Vec<TopLine>, String> {
+pub fn top_lines(
+    uid: u32,
+    iid: u32,
+    history: &[u32],
+    scores: &[f32],
+    times: usize,
+    rng: &mut ChaCha8Rng,
+) -> std::result::Result<Vec<TopLine>, String> {
     let n = scores.len();
     let mut s = scores.to_vec();
     s[0] = f32::NEG_INFINITY;
@@ -24,19 +31,30 @@ pub fn top_lines(uid: u32, iid: u32, history: &[u32], scores: &[f32], times: usi
     // reco_items: every row by descending score (ties by id, as a stable sort would).
     let mut reco: Vec<u32> = (0..n as u32).collect();
     reco.sort_by(|&a, &b| s[b as usize].total_cmp(&s[a as usize]));
-    let filtered: Vec<u32> = reco.iter().copied().filter(|&i| s[i as usize] > f32::NEG_INFINITY).collect();
+    let filtered: Vec<u32> = reco
+        .iter()
+        .copied()
+        .filter(|&i| s[i as usize] > f32::NEG_INFINITY)
+        .collect();
     if filtered.len() < times.max(5) {
-        return Err(format!("user {uid}: only {} items outside the history", filtered.len()));
+        return Err(format!(
+            "user {uid}: only {} items outside the history",
+            filtered.len()
+        ));
     }
     let pos_thred = s[reco[n / 5] as usize];
-    let pos_pool: Vec<u32> = (0..n as u32).filter(|&i| s[i as usize] > pos_thred).collect();
+    let pos_pool: Vec<u32> = (0..n as u32)
+        .filter(|&i| s[i as usize] > pos_thred)
+        .collect();
     // Python's `reco[(-n)//2]` is `reco[n - ceil(n/2)]`.
     let neg_thred = s[reco[n - n.div_ceil(2)] as usize];
     let neg_pool: Vec<u32> = (0..n as u32)
         .filter(|&i| s[i as usize] < neg_thred && s[i as usize] > f32::NEG_INFINITY)
         .collect();
-    let pos = choose(&pos_pool, times, rng).ok_or_else(|| format!("user {uid}: no item in the top 20 %"))?;
-    let neg = choose(&neg_pool, times, rng).ok_or_else(|| format!("user {uid}: no non-history item in the bottom 50 %"))?;
+    let pos = choose(&pos_pool, times, rng)
+        .ok_or_else(|| format!("user {uid}: no item in the top 20 %"))?;
+    let neg = choose(&neg_pool, times, rng)
+        .ok_or_else(|| format!("user {uid}: no non-history item in the bottom 50 %"))?;
     Ok((0..times)
         .map(|i| {
             let mut idx = sample(rng, filtered.len(), 5).into_vec();
@@ -94,7 +112,8 @@ pub fn write_sim_items(path: &Path, pairs: &[(u32, u32)]) -> Result<()> {
 /// Writes one f32 matrix `[rows, cols]` under `name` as a safetensors file.
 pub fn write_matrix(path: &Path, name: &str, data: &[f32], rows: usize, cols: usize) -> Result<()> {
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = TensorView::new(Dtype::F32, vec![rows, cols], &bytes).map_err(|e| Error::model_file(path, e.to_string()))?;
+    let view = TensorView::new(Dtype::F32, vec![rows, cols], &bytes)
+        .map_err(|e| Error::model_file(path, e.to_string()))?;
     safetensors::serialize_to_file([(name, view)], None::<HashMap<String, String>>, path)
         .map_err(|e| Error::model_file(path, e.to_string()))
 }
@@ -102,13 +121,27 @@ pub fn write_matrix(path: &Path, name: &str, data: &[f32], rows: usize, cols: us
 /// Reads a matrix written by [`write_matrix`]: `(data, rows, cols)`.
 pub fn read_matrix(path: &Path, name: &str) -> Result<(Vec<f32>, usize, usize)> {
     let bytes = std::fs::read(path).at(path)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::model_file(path, e.to_string()))?;
-    let t = st.tensor(name).map_err(|e| Error::model_file(path, format!("{name}: {e}")))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::model_file(path, e.to_string()))?;
+    let t = st
+        .tensor(name)
+        .map_err(|e| Error::model_file(path, format!("{name}: {e}")))?;
     let shape = t.shape();
     if t.dtype() != Dtype::F32 || shape.len() != 2 {
-        return Err(Error::model_file(path, format!("{name}: expected a 2-D f32 tensor, found {:?} {:?}", t.dtype(), shape)));
+        return Err(Error::model_file(
+            path,
+            format!(
+                "{name}: expected a 2-D f32 tensor, found {:?} {:?}",
+                t.dtype(),
+                shape
+            ),
+        ));
     }
-    let data = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let data = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     Ok((data, shape[0], shape[1]))
 }
 
@@ -132,7 +165,11 @@ mod tests {
         for (i, l) in lines.iter().enumerate() {
             assert_eq!((l.uid, l.iid), (7, 5));
             assert_eq!(l.top, 19 - i as u32); // 20 is history
-            assert!(l.candidates.windows(2).all(|w| w[0] > w[1]), "rank order: {:?}", l.candidates);
+            assert!(
+                l.candidates.windows(2).all(|w| w[0] > w[1]),
+                "rank order: {:?}",
+                l.candidates
+            );
             assert!(l.candidates.iter().all(|c| !history.contains(c) && *c != 0));
             // pos_thred = score of reco[21/5 = 4] with history at -inf: reco = 19,18,17,16,15,...
             assert!(l.pos > 15, "{}", l.pos);
@@ -143,7 +180,11 @@ mod tests {
         let mut pos: Vec<u32> = lines.iter().map(|l| l.pos).collect();
         pos.sort_unstable();
         pos.dedup();
-        assert_eq!(pos.len(), 4, "only 4 items are above the threshold; picks cycle");
+        assert_eq!(
+            pos.len(),
+            4,
+            "only 4 items are above the threshold; picks cycle"
+        );
     }
 
     #[test]

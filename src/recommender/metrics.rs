@@ -9,7 +9,11 @@ pub const CUTOFFS: [usize; 4] = [1, 5, 10, 20];
 pub fn rank_of(scores: &[f32], target: u32, masked: &[u32]) -> usize {
     let t = scores[target as usize];
     let higher = scores.iter().skip(1).filter(|&&s| s > t).count();
-    let mut seen: Vec<u32> = masked.iter().copied().filter(|&i| i != 0 && i != target).collect();
+    let mut seen: Vec<u32> = masked
+        .iter()
+        .copied()
+        .filter(|&i| i != 0 && i != target)
+        .collect();
     seen.sort_unstable();
     seen.dedup();
     higher - seen.iter().filter(|&&i| scores[i as usize] > t).count()
@@ -21,15 +25,28 @@ pub fn metric_values(rank: usize) -> Vec<(String, f64)> {
     for k in CUTOFFS {
         let hit = rank < k;
         out.push((format!("hr@{k}"), f64::from(u8::from(hit))));
-        out.push((format!("ndcg@{k}"), if hit { 1.0 / ((rank + 2) as f64).log2() } else { 0.0 }));
-        out.push((format!("mrr@{k}"), if hit { 1.0 / (rank + 1) as f64 } else { 0.0 }));
+        out.push((
+            format!("ndcg@{k}"),
+            if hit {
+                1.0 / ((rank + 2) as f64).log2()
+            } else {
+                0.0
+            },
+        ));
+        out.push((
+            format!("mrr@{k}"),
+            if hit { 1.0 / (rank + 1) as f64 } else { 0.0 },
+        ));
     }
     out
 }
 
 /// Mean metrics over a set of ranks, in [`metric_values`] order.
 pub fn mean_metrics(ranks: &[usize]) -> Vec<(String, f64)> {
-    let mut sums: Vec<(String, f64)> = metric_values(0).into_iter().map(|(n, _)| (n, 0.0)).collect();
+    let mut sums: Vec<(String, f64)> = metric_values(0)
+        .into_iter()
+        .map(|(n, _)| (n, 0.0))
+        .collect();
     for &r in ranks {
         for (acc, (_, v)) in sums.iter_mut().zip(metric_values(r)) {
             acc.1 += v;
@@ -41,7 +58,10 @@ pub fn mean_metrics(ranks: &[usize]) -> Vec<(String, f64)> {
 
 /// Looks up one metric in a [`mean_metrics`] result.
 pub fn metric(values: &[(String, f64)], name: &str) -> f64 {
-    values.iter().find(|(n, _)| n == name).map_or(f64::NAN, |(_, v)| *v)
+    values
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(f64::NAN, |(_, v)| *v)
 }
 
 #[cfg(test)]

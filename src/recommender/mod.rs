@@ -11,9 +11,9 @@ pub mod mf;
 pub mod model;
 pub mod plateau;
 pub mod samples;
-pub mod synthetic;
 pub mod sasrec;
 mod stage;
+pub mod synthetic;
 pub mod top_file;
 pub mod train;
 
@@ -144,7 +144,9 @@ impl RecommenderSection {
     pub fn resolve(&self, run_seed: u64) -> Result<ResolvedRecommender> {
         let sasrec = self.model == ModelKind::Sasrec;
         let pick = |s: f64, m: f64| if sasrec { s } else { m };
-        let embedding_size = self.embedding_size.unwrap_or(if sasrec { 256 } else { 512 });
+        let embedding_size = self
+            .embedding_size
+            .unwrap_or(if sasrec { 256 } else { 512 });
         let seed = self
             .seed
             .unwrap_or(SeedSetting::Fixed(if sasrec { 3418 } else { 436913 }))
@@ -164,7 +166,9 @@ impl RecommenderSection {
                     .with_attn_dropout(self.attn_dropout)
             }),
             train: TrainSettings {
-                lr: self.lr.unwrap_or(pick(0.0003112577321994525, 0.004432861648876859)),
+                lr: self
+                    .lr
+                    .unwrap_or(pick(0.0003112577321994525, 0.004432861648876859)),
                 batch_size: self.batch_size.unwrap_or(if sasrec { 2048 } else { 128 }),
                 grad_clip: self.grad_clip.unwrap_or(pick(10.0, 0.7467958582006463)),
                 max_epochs: self.epochs,
@@ -187,17 +191,28 @@ impl Validate for RecommenderSection {
         v.check(d > 0, "embedding_size", || "must be positive".into());
         if self.model == ModelKind::Sasrec {
             v.check(self.n_heads > 0 && d % self.n_heads == 0, "n_heads", || {
-                format!("{} heads do not divide the embedding size {d}", self.n_heads)
+                format!(
+                    "{} heads do not divide the embedding size {d}",
+                    self.n_heads
+                )
             });
-            v.check(self.max_seq_len > 0, "max_seq_len", || "must be positive".into());
-            v.check(self.inner_size > 0, "inner_size", || "must be positive".into());
+            v.check(self.max_seq_len > 0, "max_seq_len", || {
+                "must be positive".into()
+            });
+            v.check(self.inner_size > 0, "inner_size", || {
+                "must be positive".into()
+            });
         } else {
-            v.check(self.n_negatives > 0, "n_negatives", || "must be positive".into());
+            v.check(self.n_negatives > 0, "n_negatives", || {
+                "must be positive".into()
+            });
         }
         v.in_range("hidden_dropout", self.hidden_dropout, 0.0, 0.99);
         v.in_range("attn_dropout", self.attn_dropout, 0.0, 0.99);
         if let Some(lr) = self.lr {
-            v.check(lr > 0.0 && lr.is_finite(), "lr", || format!("{lr} is not a positive learning rate"));
+            v.check(lr > 0.0 && lr.is_finite(), "lr", || {
+                format!("{lr} is not a positive learning rate")
+            });
         }
         if let Some(b) = self.batch_size {
             v.check(b > 0, "batch_size", || "must be positive".into());
@@ -206,7 +221,9 @@ impl Validate for RecommenderSection {
             v.check(c > 0.0, "grad_clip", || "must be positive".into());
         }
         v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
-        v.check(self.early_stop > 0, "early_stop", || "must be at least 1".into());
+        v.check(self.early_stop > 0, "early_stop", || {
+            "must be at least 1".into()
+        });
         v.in_range("lr_factor", self.lr_factor, 1e-6, 1.0);
         if let Err(e) = self.device.parse::<DeviceSetting>() {
             v.error("device", e);
@@ -221,17 +238,42 @@ mod tests {
     #[test]
     fn defaults_follow_the_paper_per_model() {
         let s = RecommenderSection::default().resolve(1).unwrap();
-        assert_eq!((s.embedding_size, s.train.batch_size, s.train.seed), (256, 2048, 3418));
+        assert_eq!(
+            (s.embedding_size, s.train.batch_size, s.train.seed),
+            (256, 2048, 3418)
+        );
         assert_eq!(s.train.n_negatives, 0);
-        let m = RecommenderSection { model: ModelKind::Mf, ..Default::default() }.resolve(1).unwrap();
-        assert_eq!((m.embedding_size, m.train.batch_size, m.train.seed, m.train.n_negatives), (512, 128, 436913, 285));
-        let r = RecommenderSection { seed: Some(SeedSetting::Run), ..Default::default() }.resolve(77).unwrap();
+        let m = RecommenderSection {
+            model: ModelKind::Mf,
+            ..Default::default()
+        }
+        .resolve(1)
+        .unwrap();
+        assert_eq!(
+            (
+                m.embedding_size,
+                m.train.batch_size,
+                m.train.seed,
+                m.train.n_negatives
+            ),
+            (512, 128, 436913, 285)
+        );
+        let r = RecommenderSection {
+            seed: Some(SeedSetting::Run),
+            ..Default::default()
+        }
+        .resolve(77)
+        .unwrap();
         assert_eq!(r.train.seed, 77);
     }
 
     #[test]
     fn validation_names_the_key() {
-        let s = RecommenderSection { n_heads: 7, device: "gpu".into(), ..Default::default() };
+        let s = RecommenderSection {
+            n_heads: 7,
+            device: "gpu".into(),
+            ..Default::default()
+        };
         let mut v = Validator::default();
         s.validate(&mut v);
         let keys: Vec<String> = v.into_issues().into_iter().map(|(k, _)| k).collect();
@@ -241,7 +283,10 @@ mod tests {
     #[test]
     fn parses_devices() {
         assert_eq!("cpu".parse::<DeviceSetting>(), Ok(DeviceSetting::Cpu));
-        assert_eq!("cuda:1".parse::<DeviceSetting>(), Ok(DeviceSetting::Cuda(1)));
+        assert_eq!(
+            "cuda:1".parse::<DeviceSetting>(),
+            Ok(DeviceSetting::Cuda(1))
+        );
         assert!("cuda:x".parse::<DeviceSetting>().is_err());
     }
 }

@@ -92,9 +92,20 @@ mod tests {
             ..Default::default()
         };
         let ex = Examples::new(&data);
-        let train: Vec<_> = ex.train.iter().map(|e| (e.query.uid, e.target, e.query.history.to_vec())).collect();
-        assert_eq!(train, vec![(1, 2, vec![1]), (1, 3, vec![1, 2]), (2, 6, vec![5])]);
-        let test: Vec<_> = ex.test.iter().map(|e| (e.query.uid, e.target, e.query.history.len())).collect();
+        let train: Vec<_> = ex
+            .train
+            .iter()
+            .map(|e| (e.query.uid, e.target, e.query.history.to_vec()))
+            .collect();
+        assert_eq!(
+            train,
+            vec![(1, 2, vec![1]), (1, 3, vec![1, 2]), (2, 6, vec![5])]
+        );
+        let test: Vec<_> = ex
+            .test
+            .iter()
+            .map(|e| (e.query.uid, e.target, e.query.history.len()))
+            .collect();
         // User 2's last item 5 first occurs at position 0: its history is empty.
         assert_eq!(test, vec![(1, 4, 3), (2, 5, 0)]);
         assert_eq!((ex.n_item_rows, ex.n_user_rows), (7, 3));

@@ -49,7 +49,11 @@ pub(crate) fn normal_init() -> Initializer {
 }
 
 /// A Linear layer with `normal(0, 0.02)` weights and a zero bias, as UniRec initialises it.
-pub(crate) fn unirec_linear<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
+pub(crate) fn unirec_linear<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    device: &B::Device,
+) -> Linear<B> {
     Linear {
         weight: normal_init().init_with([d_in, d_out], Some(d_in), Some(d_out), device),
         bias: Some(Initializer::Zeros.init([d_out], device)),
@@ -57,9 +61,17 @@ pub(crate) fn unirec_linear<B: Backend>(d_in: usize, d_out: usize, device: &B::D
 }
 
 /// An embedding table with `normal(0, 0.02)` rows and row 0 (padding) zeroed.
-pub(crate) fn padded_table<B: Backend>(rows: usize, dim: usize, device: &B::Device) -> Param<Tensor<B, 2>> {
+pub(crate) fn padded_table<B: Backend>(
+    rows: usize,
+    dim: usize,
+    device: &B::Device,
+) -> Param<Tensor<B, 2>> {
     let table: Tensor<B, 2> = normal_init().init([rows, dim], device).val();
-    Param::from_tensor(table.slice_assign([0..1, 0..dim], Tensor::zeros([1, dim], device)).detach())
+    Param::from_tensor(
+        table
+            .slice_assign([0..1, 0..dim], Tensor::zeros([1, dim], device))
+            .detach(),
+    )
 }
 
 /// `[rows, 1]` of ones with a zero in row 0: multiplying a table by it keeps the padding row at
@@ -73,7 +85,11 @@ pub(crate) fn padding_row_mask<B: Backend>(rows: usize, device: &B::Device) -> T
 impl SasRecConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> SasRec<B> {
         let d = self.embedding_size;
-        let ln = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
+        let ln = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
         SasRec {
             item_embedding: padded_table(self.n_items, d, device),
             position_embedding: normal_init().init([self.max_seq_len + 1, d], device),
@@ -131,7 +147,12 @@ pub struct TransformerLayer<B: Backend> {
 impl<B: Backend> TransformerLayer<B> {
     /// `queries`: `[B, Lq, d]` (the last `Lq` positions of `x`), `x`: `[B, L, d]`,
     /// `mask`: `[B, 1, Lq, L]` additive → `[B, Lq, d]`.
-    pub fn forward(&self, queries: Tensor<B, 3>, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        queries: Tensor<B, 3>,
+        x: Tensor<B, 3>,
+        mask: Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
         let [b, lq, d] = queries.dims();
         let l = x.dims()[1];
         let h = self.n_heads;
@@ -148,8 +169,11 @@ impl<B: Backend> TransformerLayer<B> {
         let context = probs.matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
         let attended = self.hidden_dropout.forward(self.attn_out.forward(context));
         let hidden = self.attn_norm.forward(attended + queries);
-        let ffn = self.ffn_out.forward(silu(self.ffn_in.forward(hidden.clone())));
-        self.ffn_norm.forward(self.hidden_dropout.forward(ffn) + hidden)
+        let ffn = self
+            .ffn_out
+            .forward(silu(self.ffn_in.forward(hidden.clone())));
+        self.ffn_norm
+            .forward(self.hidden_dropout.forward(ffn) + hidden)
     }
 }
 
@@ -169,13 +193,24 @@ impl<B: Backend> SasRec<B> {
 
     /// [`Self::forward`] with the (masked) item table already computed, so training can share
     /// it between the input lookup and the scores.
-    pub fn forward_with_table(&self, seq: Tensor<B, 2, Int>, mask: Tensor<B, 4>, table: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_with_table(
+        &self,
+        seq: Tensor<B, 2, Int>,
+        mask: Tensor<B, 4>,
+        table: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let [b, l] = seq.dims();
         let d = table.dims()[1];
         // [B, L, d]
         let items = table.select(0, seq.reshape([b * l])).reshape([b, l, d]);
-        let positions = self.position_embedding.val().slice([0..l, 0..d]).unsqueeze::<3>();
-        let mut x = self.input_dropout.forward(self.input_norm.forward(items + positions));
+        let positions = self
+            .position_embedding
+            .val()
+            .slice([0..l, 0..d])
+            .unsqueeze::<3>();
+        let mut x = self
+            .input_dropout
+            .forward(self.input_norm.forward(items + positions));
         let n = self.layers.len();
         for (i, layer) in self.layers.iter().enumerate() {
             if i + 1 < n {
@@ -266,7 +301,11 @@ mod tests {
     #[test]
     fn mask_is_causal_and_hides_padding() {
         let b = SeqBatch::new([&[7u32, 8][..]], 3);
-        let m: Vec<f32> = b.mask::<Flex>(&Default::default()).into_data().to_vec().unwrap();
+        let m: Vec<f32> = b
+            .mask::<Flex>(&Default::default())
+            .into_data()
+            .to_vec()
+            .unwrap();
         // seq = [0, 7, 8]: column 0 is padding; upper triangle is masked.
         #[rustfmt::skip]
         let want = [MASKED, MASKED, MASKED,
@@ -279,20 +318,37 @@ mod tests {
     #[test]
     fn last_position_shortcut_matches_full_block() {
         let device = Default::default();
-        let cfg = SasRecConfig::new(20).with_embedding_size(16).with_n_heads(4).with_inner_size(8).with_max_seq_len(5);
+        let cfg = SasRecConfig::new(20)
+            .with_embedding_size(16)
+            .with_n_heads(4)
+            .with_inner_size(8)
+            .with_max_seq_len(5);
         let model: SasRec<Flex> = cfg.init(&device);
         let batch = SeqBatch::new([&[3u32, 4, 5][..], &[1, 2, 3, 4, 5, 6, 7][..]], 5);
         let (ids, mask) = (batch.ids::<Flex>(&device), batch.mask::<Flex>(&device));
-        let fast: Vec<f32> = model.forward(ids.clone(), mask.clone()).into_data().to_vec().unwrap();
+        let fast: Vec<f32> = model
+            .forward(ids.clone(), mask.clone())
+            .into_data()
+            .to_vec()
+            .unwrap();
         // Full computation by hand: every block over all positions, then take the last one.
         let table = model.item_table();
         let items = table.select(0, ids.reshape([10])).reshape([2, 5, 16]);
-        let pos = model.position_embedding.val().slice([0..5, 0..16]).unsqueeze::<3>();
+        let pos = model
+            .position_embedding
+            .val()
+            .slice([0..5, 0..16])
+            .unsqueeze::<3>();
         let mut x = model.input_norm.forward(items + pos);
         for layer in &model.layers {
             x = layer.forward(x.clone(), x, mask.clone());
         }
-        let full: Vec<f32> = x.slice([0..2, 4..5, 0..16]).reshape([2, 16]).into_data().to_vec().unwrap();
+        let full: Vec<f32> = x
+            .slice([0..2, 4..5, 0..16])
+            .reshape([2, 16])
+            .into_data()
+            .to_vec()
+            .unwrap();
         for (a, b) in fast.iter().zip(&full) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }

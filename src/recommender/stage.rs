@@ -53,7 +53,12 @@ impl Stage for RecommenderStage {
         &[StageKind::Data]
     }
 
-    fn fingerprint(&self, spec: &RawSpec, _spec_dir: &Path, run_seed: u64) -> Result<serde_json::Value> {
+    fn fingerprint(
+        &self,
+        spec: &RawSpec,
+        _spec_dir: &Path,
+        run_seed: u64,
+    ) -> Result<serde_json::Value> {
         let resolved = spec.recommender.resolve(run_seed)?;
         Ok(serde_json::to_value(resolved).expect("settings serialise"))
     }
@@ -70,14 +75,22 @@ fn load_dataset(dir: &Path) -> Result<Dataset> {
     let path = dir.join("sequential_data.txt");
     let text = std::fs::read_to_string(&path).at(&path)?;
     let mut sequences = vec![Vec::new()];
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let ids: Vec<u32> = line
             .split_whitespace()
             .map(str::parse)
             .collect::<std::result::Result<_, _>>()
             .map_err(|_| Error::bad_input(&path, n + 1, "expected space-separated integer ids"))?;
         if ids[0] as usize != sequences.len() {
-            return Err(Error::bad_input(&path, n + 1, format!("expected user {}", sequences.len())));
+            return Err(Error::bad_input(
+                &path,
+                n + 1,
+                format!("expected user {}", sequences.len()),
+            ));
         }
         sequences.push(ids[1..].to_vec());
     }
@@ -92,7 +105,11 @@ fn load_dataset(dir: &Path) -> Result<Dataset> {
 }
 
 /// Trains, evaluates and exports for `data` on the configured device.
-pub fn run_recommender(ctx: &mut StageContext<'_>, settings: &ResolvedRecommender, data: &Dataset) -> Result<()> {
+pub fn run_recommender(
+    ctx: &mut StageContext<'_>,
+    settings: &ResolvedRecommender,
+    data: &Dataset,
+) -> Result<()> {
     match settings.device {
         DeviceSetting::Cpu => run_on::<Autodiff<Flex>>(ctx, settings, data, &Default::default()),
         DeviceSetting::Cuda(_index) => {
@@ -109,10 +126,17 @@ pub fn run_recommender(ctx: &mut StageContext<'_>, settings: &ResolvedRecommende
     }
 }
 
-fn run_on<B: AutodiffBackend>(ctx: &mut StageContext<'_>, settings: &ResolvedRecommender, data: &Dataset, device: &B::Device) -> Result<()> {
+fn run_on<B: AutodiffBackend>(
+    ctx: &mut StageContext<'_>,
+    settings: &ResolvedRecommender,
+    data: &Dataset,
+    device: &B::Device,
+) -> Result<()> {
     let ex = Examples::new(data);
     if ex.train.is_empty() || ex.test.is_empty() {
-        return Err(Error::Config("the dataset has no training or test interactions".into()));
+        return Err(Error::Config(
+            "the dataset has no training or test interactions".into(),
+        ));
     }
     let key = checkpoint_key(settings, data);
     let ckpt = ctx.out_dir().join("checkpoints");
@@ -124,16 +148,41 @@ fn run_on<B: AutodiffBackend>(ctx: &mut StageContext<'_>, settings: &ResolvedRec
                 ..settings.sasrec.clone().expect("resolved SASRec settings")
             };
             let model: SasRec<B> = seeded_init::<B, _>(device, seed, |d| cfg.init(d));
-            let report = TrainReport { recorder: &mut *ctx.recorder, progress: ctx.progress };
+            let report = TrainReport {
+                recorder: &mut *ctx.recorder,
+                progress: ctx.progress,
+            };
             let (model, outcome) = train(model, &ex, &settings.train, &key, &ckpt, device, report)?;
-            finish(ctx, &model, SavedConfig::Sasrec(cfg), &ex, data, settings, &outcome, device)
+            finish(
+                ctx,
+                &model,
+                SavedConfig::Sasrec(cfg),
+                &ex,
+                data,
+                settings,
+                &outcome,
+                device,
+            )
         }
         ModelKind::Mf => {
-            let cfg = MfConfig::new(ex.n_user_rows, ex.n_item_rows).with_embedding_size(settings.embedding_size);
+            let cfg = MfConfig::new(ex.n_user_rows, ex.n_item_rows)
+                .with_embedding_size(settings.embedding_size);
             let model: Mf<B> = seeded_init::<B, _>(device, seed, |d| cfg.init(d));
-            let report = TrainReport { recorder: &mut *ctx.recorder, progress: ctx.progress };
+            let report = TrainReport {
+                recorder: &mut *ctx.recorder,
+                progress: ctx.progress,
+            };
             let (model, outcome) = train(model, &ex, &settings.train, &key, &ckpt, device, report)?;
-            finish(ctx, &model, SavedConfig::Mf(cfg), &ex, data, settings, &outcome, device)
+            finish(
+                ctx,
+                &model,
+                SavedConfig::Mf(cfg),
+                &ex,
+                data,
+                settings,
+                &outcome,
+                device,
+            )
         }
     }
 }
@@ -187,15 +236,31 @@ fn finish<B: Backend, M: RecModel<B>>(
 
     let (items, rows, dim) = to_rows(model.item_table());
     write_sim_items(&out.join(SIM_ITEM), &sim_items(&items, rows))?;
-    write_matrix(&out.join(ITEM_EMBEDDINGS), "item_embedding", &items, rows, dim)?;
+    write_matrix(
+        &out.join(ITEM_EMBEDDINGS),
+        "item_embedding",
+        &items,
+        rows,
+        dim,
+    )?;
     let users = user_table(model, data, batch, device);
-    write_matrix(&out.join(USER_EMBEDDINGS), "user_embedding", &users, data.n_users + 1, dim)?;
+    write_matrix(
+        &out.join(USER_EMBEDDINGS),
+        "user_embedding",
+        &users,
+        data.n_users + 1,
+        dim,
+    )?;
     let weights = out.join(MODEL_WEIGHTS);
     model
         .save_into(&mut SafetensorsStore::from_file(&weights).overwrite(true))
         .map_err(|e| Error::model_file(&weights, e.to_string()))?;
     let cfg_path = out.join(MODEL_CONFIG);
-    std::fs::write(&cfg_path, serde_json::to_string_pretty(&config).expect("config serialises")).at(&cfg_path)?;
+    std::fs::write(
+        &cfg_path,
+        serde_json::to_string_pretty(&config).expect("config serialises"),
+    )
+    .at(&cfg_path)?;
 
     let test = mean_metrics(&ranks);
     let pop = mean_metrics(&pop_ranks);
@@ -208,7 +273,11 @@ fn finish<B: Backend, M: RecModel<B>>(
         "history": outcome.history,
     });
     let summary_path = out.join(SUMMARY);
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary).expect("json")).at(&summary_path)?;
+    std::fs::write(
+        &summary_path,
+        serde_json::to_string_pretty(&summary).expect("json"),
+    )
+    .at(&summary_path)?;
     ctx.progress.println(format!(
         "{}: test ndcg@10 {:.4} hr@10 {:.4} | popularity ndcg@10 {:.4} hr@10 {:.4}",
         match config {
@@ -224,14 +293,20 @@ fn finish<B: Backend, M: RecModel<B>>(
 }
 
 /// Records mean metrics as scalars (`prefix` + name) and per-user values as examples.
-fn record_metrics(ctx: &mut StageContext<'_>, prefix: &str, examples: &[Example<'_>], ranks: &[usize]) {
+fn record_metrics(
+    ctx: &mut StageContext<'_>,
+    prefix: &str,
+    examples: &[Example<'_>],
+    ranks: &[usize],
+) {
     for (name, value) in mean_metrics(ranks) {
         ctx.recorder.scalar(&format!("{prefix}{name}"), value);
     }
     for (e, &r) in examples.iter().zip(ranks) {
         let uid = e.query.uid.to_string();
         for (name, value) in metric_values(r) {
-            ctx.recorder.example(&format!("{prefix}{name}"), &uid, value);
+            ctx.recorder
+                .example(&format!("{prefix}{name}"), &uid, value);
         }
     }
 }
@@ -245,7 +320,10 @@ pub fn popularity_ranks(ex: &Examples<'_>) -> Vec<usize> {
             counts[i as usize] += 1.0;
         }
     }
-    ex.test.iter().map(|e| rank_of(&counts, e.target, e.query.history)).collect()
+    ex.test
+        .iter()
+        .map(|e| rank_of(&counts, e.target, e.query.history))
+        .collect()
 }
 
 /// The top-file lines of every example, scored in batches.
@@ -272,14 +350,24 @@ fn top_file_lines<B: Backend, M: RecModel<B>>(
     });
     bar.finish_and_clear();
     match failure {
-        Some(reason) => Err(Error::Config(format!("cannot write the top file: {reason}"))),
+        Some(reason) => Err(Error::Config(format!(
+            "cannot write the top file: {reason}"
+        ))),
         None => Ok(lines),
     }
 }
 
 /// Each user's embedding from the full history (row 0 stays zero): `[n_users + 1, d]` row-major.
-fn user_table<B: Backend, M: RecModel<B>>(model: &M, data: &Dataset, batch: usize, device: &B::Device) -> Vec<f32> {
-    let queries: Vec<Query<'_>> = data.users().map(|(uid, seq)| Query { uid, history: seq }).collect();
+fn user_table<B: Backend, M: RecModel<B>>(
+    model: &M,
+    data: &Dataset,
+    batch: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    let queries: Vec<Query<'_>> = data
+        .users()
+        .map(|(uid, seq)| Query { uid, history: seq })
+        .collect();
     let mut out: Vec<f32> = Vec::new();
     for chunk in queries.chunks(batch) {
         let (rows, _, dim) = to_rows(model.user_embeddings(chunk, device));
@@ -293,7 +381,11 @@ fn user_table<B: Backend, M: RecModel<B>>(model: &M, data: &Dataset, batch: usiz
 
 fn to_rows<B: Backend>(t: Tensor<B, 2>) -> (Vec<f32>, usize, usize) {
     let [r, c] = t.dims();
-    (t.into_data().convert::<f32>().to_vec().expect("f32 tensor"), r, c)
+    (
+        t.into_data().convert::<f32>().to_vec().expect("f32 tensor"),
+        r,
+        c,
+    )
 }
 
 /// A trained target model loaded from the stage's artifact folder, for inference (use an
@@ -309,13 +401,19 @@ impl<B: Backend> TrainedRecommender<B> {
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
         let cfg_path = dir.join(MODEL_CONFIG);
         let text = std::fs::read_to_string(&cfg_path).at(&cfg_path)?;
-        let config: SavedConfig = serde_json::from_str(&text).map_err(|e| Error::model_file(&cfg_path, e.to_string()))?;
+        let config: SavedConfig =
+            serde_json::from_str(&text).map_err(|e| Error::model_file(&cfg_path, e.to_string()))?;
         let weights = dir.join(MODEL_WEIGHTS);
         let mut store = SafetensorsStore::from_file(&weights);
         let check = |r: std::result::Result<burn::store::ApplyResult, _>| -> Result<()> {
-            let r = r.map_err(|e: burn::store::SafetensorsStoreError| Error::model_file(&weights, e.to_string()))?;
+            let r = r.map_err(|e: burn::store::SafetensorsStoreError| {
+                Error::model_file(&weights, e.to_string())
+            })?;
             if !r.missing.is_empty() || !r.errors.is_empty() {
-                return Err(Error::model_file(&weights, format!("missing {:?}, errors {:?}", r.missing, r.errors)));
+                return Err(Error::model_file(
+                    &weights,
+                    format!("missing {:?}, errors {:?}", r.missing, r.errors),
+                ));
             }
             Ok(())
         };
@@ -361,7 +459,14 @@ impl<B: Backend> TrainedRecommender<B> {
 /// SASRec user embeddings from arbitrary histories (chronological item ids; the last
 /// `max_seq_len` are used): `[histories.len(), d]`. Dropout is off unless `B` is an autodiff
 /// backend (then it is on, as in the original LLM training, spec §9 quirk 4).
-pub fn sasrec_user_embeddings<B: Backend>(model: &SasRec<B>, histories: &[&[u32]], device: &B::Device) -> Tensor<B, 2> {
-    let queries: Vec<Query<'_>> = histories.iter().map(|h| Query { uid: 0, history: h }).collect();
+pub fn sasrec_user_embeddings<B: Backend>(
+    model: &SasRec<B>,
+    histories: &[&[u32]],
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let queries: Vec<Query<'_>> = histories
+        .iter()
+        .map(|h| Query { uid: 0, history: h })
+        .collect();
     model.user_embeddings(&queries, device)
 }

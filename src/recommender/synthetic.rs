@@ -15,7 +15,9 @@ pub fn successor_ring(n_users: usize, n_items: usize, max_len: usize, seed: u64)
         .map(|_| {
             let start = rng.random_range(0..n_items as u32);
             let len = rng.random_range(5..=max_len.min(n_items));
-            (0..len as u32).map(|k| (start + k) % n_items as u32 + 1).collect()
+            (0..len as u32)
+                .map(|k| (start + k) % n_items as u32 + 1)
+                .collect()
         })
         .collect();
     dataset(sequences, n_items)
@@ -23,7 +25,13 @@ pub fn successor_ring(n_users: usize, n_items: usize, max_len: usize, seed: u64)
 
 /// Items fall into `n_groups` equal groups; each user draws 5 to `max_len` distinct items from
 /// one group. A user-embedding model learns each user's group; popularity cannot.
-pub fn item_groups(n_users: usize, n_items: usize, n_groups: usize, max_len: usize, seed: u64) -> Dataset {
+pub fn item_groups(
+    n_users: usize,
+    n_items: usize,
+    n_groups: usize,
+    max_len: usize,
+    seed: u64,
+) -> Dataset {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let per = n_items / n_groups;
     let sequences = (0..n_users)
@@ -44,15 +52,31 @@ fn dataset(users: Vec<Vec<u32>>, n_items: usize) -> Dataset {
     sequences.extend(users);
     let items = (0..=n_items)
         .map(|i| ItemMeta {
-            raw_id: if i == 0 { String::new() } else { format!("item{i}") },
-            title: if i == 0 { String::new() } else { format!("Item {i}") },
+            raw_id: if i == 0 {
+                String::new()
+            } else {
+                format!("item{i}")
+            },
+            title: if i == 0 {
+                String::new()
+            } else {
+                format!("Item {i}")
+            },
             ..Default::default()
         })
         .collect();
     Dataset {
         n_users: sequences.len() - 1,
         n_items,
-        user_raw_ids: (0..sequences.len()).map(|u| if u == 0 { String::new() } else { format!("user{u}") }).collect(),
+        user_raw_ids: (0..sequences.len())
+            .map(|u| {
+                if u == 0 {
+                    String::new()
+                } else {
+                    format!("user{u}")
+                }
+            })
+            .collect(),
         items,
         sequences,
     }

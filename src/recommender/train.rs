@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder as _};
-use burn::tensor::{ElementConversion, Tensor};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -87,7 +87,11 @@ struct CheckpointState {
 type FileRec = BinFileRecorder<FullPrecisionSettings>;
 
 /// Initialises a model from `seed` under [`BACKEND_RNG`], so equal seeds give equal weights.
-pub fn seeded_init<B: Backend, M>(device: &B::Device, seed: u64, init: impl FnOnce(&B::Device) -> M) -> M {
+pub fn seeded_init<B: Backend, M>(
+    device: &B::Device,
+    seed: u64,
+    init: impl FnOnce(&B::Device) -> M,
+) -> M {
     let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
     B::seed(device, seed);
     init(device)
@@ -136,13 +140,19 @@ where
                 .load(optim_path(ckpt_dir, s.epoch), device)
                 .map_err(|e| Error::model_file(optim_path(ckpt_dir, s.epoch), e.to_string()))?;
             optim = optim.load_record(record);
-            report.progress.println(format!("resuming training after epoch {}", s.epoch));
+            report
+                .progress
+                .println(format!("resuming training after epoch {}", s.epoch));
             s
         }
         None => CheckpointState {
             key: key.to_string(),
             epoch: 0,
-            scheduler: ReduceLrOnPlateau::new(settings.lr, settings.lr_factor, settings.lr_patience),
+            scheduler: ReduceLrOnPlateau::new(
+                settings.lr,
+                settings.lr_factor,
+                settings.lr_patience,
+            ),
             best_epoch: 0,
             best_ndcg10: f64::NEG_INFINITY,
             bad_evals: 0,
@@ -197,7 +207,10 @@ where
             state.best_ndcg10 = record.valid_ndcg10;
             state.best_epoch = epoch;
             state.bad_evals = 0;
-            model.valid().save_file(best_path(ckpt_dir, epoch), &rec).map_err(|e| Error::model_file(best_path(ckpt_dir, epoch), e.to_string()))?;
+            model
+                .valid()
+                .save_file(best_path(ckpt_dir, epoch), &rec)
+                .map_err(|e| Error::model_file(best_path(ckpt_dir, epoch), e.to_string()))?;
         } else {
             state.bad_evals += 1;
         }
@@ -232,7 +245,12 @@ fn record_epoch(recorder: &mut dyn Recorder, r: &EpochRecord) {
 }
 
 /// 0-based full-ranking ranks of each example's target, history and padding excluded.
-pub fn evaluate<B: Backend, M: RecModel<B>>(model: &M, examples: &[Example<'_>], batch: usize, device: &B::Device) -> Vec<usize> {
+pub fn evaluate<B: Backend, M: RecModel<B>>(
+    model: &M,
+    examples: &[Example<'_>],
+    batch: usize,
+    device: &B::Device,
+) -> Vec<usize> {
     let mut ranks = Vec::with_capacity(examples.len());
     let queries: Vec<Query<'_>> = examples.iter().map(|e| e.query).collect();
     for_each_score_row(model, &queries, batch, device, |i, scores| {
@@ -254,7 +272,11 @@ pub fn for_each_score_row<B: Backend, M: RecModel<B>>(
     let n = table.dims()[1];
     for (c, chunk) in queries.chunks(batch.max(1)).enumerate() {
         let scores: Tensor<B, 2> = model.user_embeddings(chunk, device).matmul(table.clone());
-        let data: Vec<f32> = scores.into_data().convert::<f32>().to_vec().expect("f32 scores");
+        let data: Vec<f32> = scores
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 scores");
         for (r, row) in data.chunks(n).enumerate() {
             f(c * batch + r, row);
         }
@@ -270,7 +292,12 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 
 /// UniRec's negatives: `k` per example, uniform over real items, never the positive nor an item
 /// of the user's history; after 100 rejected draws the last draw is kept.
-fn sample_negatives(batch: &[&Example<'_>], ex: &Examples<'_>, k: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
+fn sample_negatives(
+    batch: &[&Example<'_>],
+    ex: &Examples<'_>,
+    k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
     let n_items = ex.n_item_rows as u32 - 1;
     let mut out = Vec::with_capacity(batch.len() * k);
     for e in batch {
@@ -291,7 +318,11 @@ fn sample_negatives(batch: &[&Example<'_>], ex: &Examples<'_>, k: usize, rng: &m
 
 /// Scales all gradients together so their global L2 norm is at most `max_norm`, as PyTorch's
 /// `clip_grad_norm_` does (burn's own clipping works per tensor).
-fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, grads: &mut GradientsParams, max_norm: f64) {
+fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) {
     struct SumSq<'g, B: AutodiffBackend> {
         grads: &'g GradientsParams,
         total: Option<Tensor<B::InnerBackend, 1>>,
@@ -314,7 +345,8 @@ fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, grads: 
     impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-                self.grads.register::<B::InnerBackend, D>(param.id, g.mul_scalar(self.coef));
+                self.grads
+                    .register::<B::InnerBackend, D>(param.id, g.mul_scalar(self.coef));
             }
         }
     }
@@ -329,7 +361,8 @@ fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, grads: 
 }
 
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -357,7 +390,8 @@ fn read_state(dir: &Path, key: &str) -> Result<Option<CheckpointState>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path).at(&path)?;
-    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::model_file(&path, e.to_string()))?;
+    let state: CheckpointState =
+        serde_json::from_str(&text).map_err(|e| Error::model_file(&path, e.to_string()))?;
     Ok((state.key == key).then_some(state))
 }
 
@@ -370,15 +404,24 @@ fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>
     rec: &FileRec,
 ) -> Result<()> {
     let (mp, op) = (model_path(dir, state.epoch), optim_path(dir, state.epoch));
-    model.clone().save_file(&mp, rec).map_err(|e| Error::model_file(&mp, e.to_string()))?;
-    rec.record(optim.to_record(), op.clone()).map_err(|e| Error::model_file(&op, e.to_string()))?;
+    model
+        .clone()
+        .save_file(&mp, rec)
+        .map_err(|e| Error::model_file(&mp, e.to_string()))?;
+    rec.record(optim.to_record(), op.clone())
+        .map_err(|e| Error::model_file(&op, e.to_string()))?;
     let tmp = dir.join("state.json.tmp");
     let text = serde_json::to_string_pretty(state).expect("state serialises");
     std::fs::write(&tmp, text).at(&tmp)?;
     std::fs::rename(&tmp, state_path(dir)).at(state_path(dir))?;
     for entry in std::fs::read_dir(dir).at(dir)? {
         let path = entry.at(dir)?.path();
-        let keep = [mp.clone(), op.clone(), best_path(dir, state.best_epoch), state_path(dir)];
+        let keep = [
+            mp.clone(),
+            op.clone(),
+            best_path(dir, state.best_epoch),
+            state_path(dir),
+        ];
         if path.extension().is_some_and(|e| e == "bin") && !keep.contains(&path) {
             std::fs::remove_file(&path).at(&path)?;
         }
