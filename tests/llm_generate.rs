@@ -36,7 +36,7 @@ fn beam_search_finds_the_exhaustive_best_sequences() {
 
     let greedy = generate(
         &model,
-        &[prompt.clone()],
+        std::slice::from_ref(&prompt),
         &[],
         &GenerateOptions {
             max_new_tokens: 3,

@@ -172,7 +172,7 @@ fn transformers_loads_the_saved_folder_when_available() {
     let dir = tempfile::tempdir().unwrap();
     save_hf(&grown, &config, None, dir.path()).unwrap();
     let prompt = vec![1u32, 7, 3, 12, config.vocab_size as u32 + 1];
-    let ours: Vec<f32> = next_token_logits(&grown, &[prompt.clone()], &[])
+    let ours: Vec<f32> = next_token_logits(&grown, std::slice::from_ref(&prompt), &[])
         .into_data()
         .iter::<f32>()
         .collect();

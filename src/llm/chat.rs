@@ -116,6 +116,64 @@ impl TrainingSample {
             .map(|(&id, _)| id)
             .collect()
     }
+
+    /// Cut to `max_len` tokens from the right, then right-padded to exactly `max_len` with
+    /// `pad_id` (masked out of the loss), as the original pads every sample to 1024 (§4.5).
+    /// `None` when truncation left nothing to train on (the original then draws another sample).
+    pub fn padded(&self, max_len: usize, pad_id: u32) -> Option<PaddedSample> {
+        let n = self.ids.len().min(max_len);
+        if !self.loss_mask[..n].iter().any(|&m| m) {
+            return None;
+        }
+        let mut ids = self.ids[..n].to_vec();
+        let mut loss_mask = self.loss_mask[..n].to_vec();
+        let mut attention_mask = vec![true; n];
+        ids.resize(max_len, pad_id);
+        loss_mask.resize(max_len, false);
+        attention_mask.resize(max_len, false);
+        Some(PaddedSample {
+            ids,
+            loss_mask,
+            attention_mask,
+        })
+    }
+}
+
+/// A training sample of fixed length (see [`TrainingSample::padded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaddedSample {
+    pub ids: Vec<u32>,
+    pub loss_mask: Vec<bool>,
+    /// `false` on padding.
+    pub attention_mask: Vec<bool>,
+}
+
+/// Left-pads prompts to a common length for batched generation (spec §5.1: inference pads on
+/// the left so every prompt ends at the last position). Prompts longer than `max_len` keep
+/// their first `max_len` tokens, as HF's right-side truncation does (which can cut off the
+/// assistant header of an over-long prompt; spec §9.12). Returns ids and attention masks.
+pub fn left_pad(
+    prompts: &[Vec<u32>],
+    pad_id: u32,
+    max_len: usize,
+) -> (Vec<Vec<u32>>, Vec<Vec<bool>>) {
+    let width = prompts
+        .iter()
+        .map(|p| p.len().min(max_len))
+        .max()
+        .unwrap_or(0);
+    prompts
+        .iter()
+        .map(|p| {
+            let kept = &p[..p.len().min(max_len)];
+            let pad = width - kept.len();
+            let mut ids = vec![pad_id; pad];
+            ids.extend_from_slice(kept);
+            let mut mask = vec![false; pad];
+            mask.resize(width, true);
+            (ids, mask)
+        })
+        .unzip()
 }
 
 /// A chat template with its system message.
@@ -310,13 +368,112 @@ impl ChatTemplate {
     /// Cuts a decoded generation (prompt included, special tokens kept) to the answer: the text
     /// after the first assistant separator, cut at each stop string in turn (spec §5.1). Text
     /// without the separator is taken whole.
+    ///
+    /// This relies on the prompt surviving decode(encode(prompt)); with SentencePiece tokenizers a
+    /// text segment after a special token gains a leading space (`<|assistant|>\n` decodes as
+    /// `<|assistant|> \n`), so prefer [`cut_at_stops`](Self::cut_at_stops) on the decoded
+    /// generated ids alone, which gives the same answer without that dependency.
     pub fn extract_answer<'a>(&self, decoded: &'a str) -> &'a str {
         let sep = self.assistant_separator();
-        let mut answer = decoded.split_once(sep).map_or(decoded, |(_, a)| a);
+        self.cut_at_stops(decoded.split_once(sep).map_or(decoded, |(_, a)| a))
+    }
+
+    /// Cuts decoded generated text at each stop string in turn.
+    pub fn cut_at_stops<'a>(&self, generated: &'a str) -> &'a str {
+        let mut answer = generated;
         for stop in self.stop_strings() {
             answer = answer.split(stop).next().unwrap_or_default();
         }
         answer
+    }
+
+    /// The template as an HF Jinja `chat_template` (for `tokenizer_config.json`), so that
+    /// `transformers`' `apply_chat_template` renders exactly what recx trains on and prompts with.
+    /// With `bos`, the text starts with that BOS token string, because `apply_chat_template`
+    /// tokenizes without adding special tokens while recx's tokenizer adds BOS.
+    pub fn jinja(&self, bos: Option<&str>) -> String {
+        let lit = |s: &str| {
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('\'', "\\'")
+                .replace('\n', "\\n");
+            format!("'{escaped}'")
+        };
+        let mut j = format!("{{% set system = {} %}}", lit(&self.system));
+        if let Some(b) = bos {
+            j.push_str(&format!("{{{{ {} }}}}", lit(b)));
+        }
+        let each = |user: &str, assistant: &str| {
+            format!(
+                "{{% for message in messages %}}{{% if message['role'] == 'user' %}}{user}\
+                 {{% else %}}{assistant}{{% endif %}}{{% endfor %}}"
+            )
+        };
+        let body = match self.name {
+            TemplateName::Vicuna => format!(
+                "{{{{ system + ' ' }}}}{}",
+                each(
+                    "{{ 'USER: ' + message['content'] + ' ' }}",
+                    "{{ 'ASSISTANT: ' + message['content'] + '</s>' }}"
+                )
+            ),
+            TemplateName::Mistral | TemplateName::Llama2 => {
+                let end = if self.name == TemplateName::Mistral {
+                    "'</s>'"
+                } else {
+                    "' </s><s>'"
+                };
+                format!(
+                    "{{% if system %}}{{{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}}}\
+                     {{% else %}}{{{{ '[INST] ' }}}}{{% endif %}}{}",
+                    each(
+                        "{% if not loop.first %}{{ '[INST] ' }}{% endif %}{{ message['content'] + ' ' }}",
+                        &format!("{{{{ '[/INST] ' + message['content'] + {end} }}}}")
+                    )
+                )
+            }
+            TemplateName::Llama3 => {
+                let turn = "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' \
+                            + message['content'] | trim + '<|eot_id|>' }}";
+                format!(
+                    "{{{{ '<|begin_of_text|>' }}}}{{% if system %}}{{{{ '<|start_header_id|>system\
+                     <|end_header_id|>\\n\\n' + system | trim + '<|eot_id|>' }}}}{{% endif %}}{}",
+                    each(turn, turn)
+                )
+            }
+            TemplateName::Phi3 | TemplateName::Chatml => {
+                let tags = if self.name == TemplateName::Phi3 {
+                    Tags::PHI3
+                } else {
+                    Tags::CHATML
+                };
+                let (end, user, assistant) = (lit(tags.end), lit(tags.user), lit(tags.assistant));
+                format!(
+                    "{{% if system %}}{{{{ {} + system + {end} + '\\n' }}}}{{% endif %}}{}",
+                    lit(tags.system),
+                    each(
+                        &format!("{{{{ {user} + message['content'] + {end} + '\\n' }}}}"),
+                        &format!("{{{{ {assistant} + message['content'] + {end} + '\\n' }}}}")
+                    )
+                )
+            }
+        };
+        j.push_str(&body);
+        j.push_str(&format!(
+            "{{% if add_generation_prompt %}}{{{{ {} }}}}{{% endif %}}",
+            lit(self.generation_header())
+        ));
+        j
+    }
+
+    /// [`jinja`](Self::jinja) with the BOS that `tok` adds, ready for
+    /// [`Tokenizer::save_pretrained`].
+    pub fn jinja_for(&self, tok: &Tokenizer) -> String {
+        let bos = tok
+            .adds_bos()
+            .then(|| tok.bos_id().and_then(|id| tok.id_to_token(id)))
+            .flatten();
+        self.jinja(bos.as_deref())
     }
 
     /// The template's marker tokens, which a tokenizer trained from scratch must hold as

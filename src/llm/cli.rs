@@ -156,10 +156,7 @@ impl BackendTask for ChatTask<'_> {
         let a = self.args;
         let path = assets::resolve_model(&a.model)?;
         let tok = load_tokenizer(&path, a.tokenizer.as_deref())?;
-        let name: TemplateName = a
-            .template
-            .parse()
-            .map_err(|_| Error::Config(format!("unknown chat template `{}`", a.template)))?;
+        let name: TemplateName = a.template.parse().map_err(Error::Config)?;
         let mut template = ChatTemplate::new(name);
         if let Some(system) = &a.system {
             template = template.with_system(system.clone());

@@ -439,7 +439,7 @@ fn parse(bytes: &[u8]) -> std::result::Result<Parsed, String> {
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| format!("corrupt file: tensor `{name}` shape {shape:?} overflows"))?;
         let (block, block_bytes) = dtype.block();
-        if n_elems % block != 0 {
+        if !n_elems.is_multiple_of(block) {
             return Err(format!(
                 "corrupt file: tensor `{name}` has {n_elems} elements, not a multiple of the {dtype:?} block size {block}"
             ));
@@ -476,7 +476,7 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 /// Dequantizes `n` elements of type `ty` from `bytes` (whose length the caller has checked).
 pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> std::result::Result<Vec<f32>, String> {
     let (block, block_bytes) = ty.block();
-    if n % block != 0 || bytes.len() != n / block * block_bytes {
+    if !n.is_multiple_of(block) || bytes.len() != n / block * block_bytes {
         return Err(format!(
             "{} bytes do not hold {n} {ty:?} elements",
             bytes.len()

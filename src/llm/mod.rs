@@ -40,7 +40,7 @@ pub struct LlmSection {
     /// Path to a GGUF file or an HF folder; empty = a tiny model trained from scratch.
     pub model: String,
     /// Chat template name.
-    pub template: String,
+    pub template: chat::TemplateName,
     /// `cpu` or `cuda:N`.
     pub device: String,
 }
@@ -49,12 +49,16 @@ impl Default for LlmSection {
     fn default() -> Self {
         LlmSection {
             model: String::new(),
-            template: "chatml".into(),
+            template: chat::TemplateName::Chatml,
             device: "cpu".into(),
         }
     }
 }
 
 impl Validate for LlmSection {
-    fn validate(&self, _v: &mut Validator) {}
+    fn validate(&self, v: &mut Validator) {
+        if let Err(e) = self.device.parse::<DeviceChoice>() {
+            v.error("device", e.to_string());
+        }
+    }
 }

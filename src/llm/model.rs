@@ -18,6 +18,8 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rayon::prelude::*;
 
 use super::config::RopeLayout;
@@ -27,13 +29,28 @@ use super::config::RopeLayout;
 /// In burn's CPU backend a decoding step's matmuls (one row per sequence) run as a
 /// matrix-vector product on a single thread, which leaves the other cores' memory bandwidth
 /// unused; weights dominate the traffic, so splitting the output columns across the rayon pool
-/// speeds decoding up almost linearly. Prefill/training matmuls are already parallel inside the
-/// backend and GPU backends parallelise on their own: both keep one block.
+/// can speed decoding up on an idle machine. Prefill/training matmuls are already parallel
+/// inside the backend and GPU backends parallelise on their own: both keep one block.
+///
+/// On an oversubscribed machine fork-join costs far more than it saves (measured on the shared
+/// 2-core dev box: 7 tok/s split vs 24 tok/s unsplit for SmolLM2), so splitting is opt-in
+/// through the process-wide [`set_decode_column_blocks`] (default 1 = unsplit).
 fn column_blocks<B: Backend>(device: &B::Device, rows: usize) -> usize {
     if rows > 8 || B::name(device) != "flex" {
         return 1;
     }
-    rayon::current_num_threads()
+    match DECODE_COLUMN_BLOCKS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        n => n,
+    }
+}
+
+static DECODE_COLUMN_BLOCKS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets how many column blocks decoding matmuls are split into on the CPU backend
+/// (0 = one per rayon thread; 1 = no splitting, the default).
+pub fn set_decode_column_blocks(blocks: usize) {
+    DECODE_COLUMN_BLOCKS.store(blocks, Ordering::Relaxed);
 }
 
 /// `x` `[B, L, d_in]` through `lin` (weight `[d_in, d_out]`), column blocks computed in parallel.

@@ -2,6 +2,8 @@
 //! tests/fixtures/tokenizer (made by make_fixtures.py) and a Python runner for parity checks.
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,18 +47,55 @@ pub fn byte_level() -> Tokenizer {
 /// A Python interpreter with the `tokenizers` package: `$RECX_PYTHON`, else `python3`.
 /// `None` (and a message) when there is none, so callers skip.
 pub fn python_with_tokenizers() -> Option<String> {
+    python_with("tokenizers")
+}
+
+/// A Python interpreter (`$RECX_PYTHON`, else `python3`) that can import `module`.
+pub fn python_with(module: &str) -> Option<String> {
     let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
-        .args(["-c", "import tokenizers"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if ok {
         Some(python)
     } else {
-        println!("skipped: {python} has no `tokenizers` package (set RECX_PYTHON to one that has)");
+        println!("skipped: {python} has no `{module}` package (set RECX_PYTHON to one that has)");
         None
     }
+}
+
+/// Runs a Python `script` with `input` as JSON on stdin and parses its stdout as JSON.
+pub fn python_json<T: serde::de::DeserializeOwned>(
+    python: &str,
+    script: &str,
+    args: &[&str],
+    input: &impl serde::Serialize,
+) -> T {
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(serde_json::to_string(input).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python prints JSON")
 }
 
 /// Encodes `texts` with Python `tokenizers` from `tokenizer_json`, with special tokens added.
@@ -66,24 +105,5 @@ pub fn python_encode(python: &str, tokenizer_json: &Path, texts: &[&str]) -> Vec
                   tok = Tokenizer.from_file(sys.argv[1])\n\
                   texts = json.load(sys.stdin)\n\
                   print(json.dumps([tok.encode(t).ids for t in texts]))\n";
-    let mut child = Command::new(python)
-        .args(["-c", script, tokenizer_json.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(serde_json::to_string(texts).unwrap().as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python prints JSON ids")
+    python_json(python, script, &[tokenizer_json.to_str().unwrap()], &texts)
 }
