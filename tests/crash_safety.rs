@@ -25,6 +25,10 @@ n_heads = 2
 inner_size = 64
 epochs = 4
 early_stop = 10
+
+[alignment]
+sharegpt_train = 0
+sharegpt_valid = 0
 "#;
 
 fn recx(store: &Path, spec: &Path) -> Command {

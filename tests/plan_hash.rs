@@ -20,6 +20,8 @@ seeds = [1, 2]
 [alignment]
 mode = "intention"
 tasks = ["uid2next"]
+sharegpt_train = 0
+sharegpt_valid = 0
 
 [train]
 lr = 0.0003
@@ -49,7 +51,9 @@ epochs = 2
 lr = 0.0003
 
 [alignment]
+sharegpt_valid = 0
 tasks = ["uid2next"]
+sharegpt_train = 0
 mode = "intention"
 
 [experiment]

@@ -104,7 +104,14 @@ impl Stage for AlignmentDataStage {
         let sharegpt = match (&s.sharegpt_path, section.wants_sharegpt()) {
             (_, false) => Value::Null,
             (Some(p), true) if p.is_file() => json!({ "sha256": file_sha256(p)? }),
-            (p, true) => json!({ "missing": p.as_ref().map(|p| p.display().to_string()) }),
+            // Fail at plan time, before hours of upstream stages, not when this stage starts.
+            (p, true) => {
+                let shown = p.as_deref().unwrap_or(Path::new("(unset)"));
+                return Err(Error::Config(format!(
+                    "alignment.sharegpt_path: {}",
+                    how_to_get(shown)
+                )));
+            }
         };
         Ok(json!({
             "section": section,
