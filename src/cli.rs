@@ -316,12 +316,12 @@ fn cmd_check(root: &Path, spec: &Path) -> Result<()> {
 
 fn status_label(store: &Store, run: &RunRecord) -> Result<String> {
     let mut s = run.status.to_string();
-    if run.status == crate::store::RunStatus::Running {
-        if let Some(hb) = store.last_heartbeat(&run.run_id)? {
-            let age = (chrono::Utc::now() - hb).num_seconds();
-            if age > 30 {
-                s = format!("running (no heartbeat for {age}s)");
-            }
+    if run.status == crate::store::RunStatus::Running
+        && let Some(hb) = store.last_heartbeat(&run.run_id)?
+    {
+        let age = (chrono::Utc::now() - hb).num_seconds();
+        if age > 30 {
+            s = format!("running (no heartbeat for {age}s)");
         }
     }
     Ok(s)

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
-use crate::store::{RunRecord, StageRecord, Store};
+use crate::store::{RawEntries, RunRecord, StageRecord, Store};
 
 /// What a merge did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -50,7 +50,7 @@ pub fn merge_path_into(target: &Store, source_root: &Path) -> Result<MergeReport
 /// Merges `source` into `target`.
 pub fn merge_into(target: &Store, source: &Store) -> Result<MergeReport> {
     let source_root = source.root();
-    let dump: BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>> = source.dump()?.into_iter().collect();
+    let dump: BTreeMap<String, RawEntries> = source.dump()?.into_iter().collect();
     let mut report = MergeReport::default();
 
     // Stages first: measurements and artifacts follow their stage record.
@@ -128,7 +128,7 @@ pub fn merge_into(target: &Store, source: &Store) -> Result<MergeReport> {
 
 fn copy_prefixed(
     target: &Store,
-    dump: &BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>,
+    dump: &BTreeMap<String, RawEntries>,
     trees: &[&str],
     hash: &str,
 ) -> Result<()> {

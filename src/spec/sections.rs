@@ -237,22 +237,13 @@ impl Validate for DiscriminatorSection {
 }
 
 /// `[report]`: how `recx report` renders this experiment. Does not affect results or hashes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSection {
     /// Output folder name under `reports/`; empty = the experiment name.
     pub name: String,
     /// Include the paper's published numbers beside ours.
     pub paper: bool,
-}
-
-impl Default for ReportSection {
-    fn default() -> Self {
-        ReportSection {
-            name: String::new(),
-            paper: false,
-        }
-    }
 }
 
 impl Validate for ReportSection {

@@ -24,6 +24,9 @@ use crate::pipeline::Measurements;
 
 const SEP: char = '\u{0}';
 
+/// A tree's raw `(key, value)` pairs, as copied between stores.
+pub type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// An open store.
 #[derive(Clone)]
 pub struct Store {
@@ -316,7 +319,7 @@ impl Store {
     // ---- raw access for merging stores ----
 
     /// Every tree's entries as raw bytes, for copying between stores.
-    pub fn dump(&self) -> Result<Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>> {
+    pub fn dump(&self) -> Result<Vec<(String, RawEntries)>> {
         let mut out = Vec::new();
         for (name, tree) in self.named_trees() {
             let mut entries = Vec::new();
@@ -413,15 +416,13 @@ impl Store {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         if let Ok(serde_json::Value::Object(obj)) =
             serde_json::from_slice::<serde_json::Value>(bytes)
+            && let Some(v) = obj.get("v").and_then(|v| v.as_u64())
+            && v > u64::from(SCHEMA_VERSION)
         {
-            if let Some(v) = obj.get("v").and_then(|v| v.as_u64()) {
-                if v > u64::from(SCHEMA_VERSION) {
-                    return Err(self.corrupt(&format!(
-                        "a record has schema version {v}, newer than this recx understands \
-                         ({SCHEMA_VERSION}); upgrade recx"
-                    )));
-                }
-            }
+            return Err(self.corrupt(&format!(
+                "a record has schema version {v}, newer than this recx understands \
+                 ({SCHEMA_VERSION}); upgrade recx"
+            )));
         }
         serde_json::from_slice(bytes).map_err(|e| self.corrupt(&format!("unreadable record: {e}")))
     }
