@@ -1,21 +1,10 @@
 //! The processed layout: round trips, the real Games files, and every malformed-input path.
 
-use std::path::{Path, PathBuf};
-
 use recx::Error;
 use recx::data::{Dataset, ItemMeta};
 
-fn shared(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("skipped: {} is not present", p.display());
-        None
-    }
-}
+mod data_support;
+use data_support::shared;
 
 fn tiny() -> Dataset {
     let item = |raw: &str, title: &str| ItemMeta {

@@ -4,23 +4,14 @@
 //! that follows `data_preprocess_amazon.py` (title filter, first occurrence, 5-core), so they
 //! check our stage 1 against the original procedure, not against itself.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use recx::Error;
 use recx::data::{Built, DataSection, OnBadLine, Source, StepCount, build};
 use recx::pipeline::Progress;
 
-fn shared(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("skipped: {} is not present", p.display());
-        None
-    }
-}
+mod data_support;
+use data_support::shared;
 
 fn section(source: Source, path: &Path) -> DataSection {
     DataSection {

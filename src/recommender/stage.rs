@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -114,43 +115,44 @@ fn run_on<B: AutodiffBackend>(
                 ..settings.sasrec.clone().expect("resolved SASRec settings")
             };
             let model: SasRec<B> = seeded_init::<B, _>(device, seed, |d| cfg.init(d));
-            let report = TrainReport {
-                recorder: &mut *ctx.recorder,
-                progress: ctx.progress,
-            };
-            let (model, outcome) = train(model, &ex, &settings.train, &key, &ckpt, device, report)?;
-            finish(
-                ctx,
-                &model,
-                SavedConfig::Sasrec(cfg),
-                &ex,
-                data,
-                settings,
-                &outcome,
-                device,
-            )
+            let saved = SavedConfig::Sasrec(cfg);
+            train_and_finish(ctx, model, saved, &ex, data, settings, &key, &ckpt, device)
         }
         ModelKind::Mf => {
             let cfg = MfConfig::new(ex.n_user_rows, ex.n_item_rows)
                 .with_embedding_size(settings.embedding_size);
             let model: Mf<B> = seeded_init::<B, _>(device, seed, |d| cfg.init(d));
-            let report = TrainReport {
-                recorder: &mut *ctx.recorder,
-                progress: ctx.progress,
-            };
-            let (model, outcome) = train(model, &ex, &settings.train, &key, &ckpt, device, report)?;
-            finish(
-                ctx,
-                &model,
-                SavedConfig::Mf(cfg),
-                &ex,
-                data,
-                settings,
-                &outcome,
-                device,
-            )
+            let saved = SavedConfig::Mf(cfg);
+            train_and_finish(ctx, model, saved, &ex, data, settings, &key, &ckpt, device)
         }
     }
+}
+
+/// Trains either model kind (resuming from `ckpt` when it holds this run's checkpoints),
+/// then evaluates and exports it.
+#[allow(clippy::too_many_arguments)]
+fn train_and_finish<B, M>(
+    ctx: &mut StageContext<'_>,
+    model: M,
+    saved: SavedConfig,
+    ex: &Examples<'_>,
+    data: &Dataset,
+    settings: &ResolvedRecommender,
+    key: &str,
+    ckpt: &Path,
+    device: &B::Device,
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + RecModel<B>,
+    M::InnerModule: RecModel<B::InnerBackend>,
+{
+    let report = TrainReport {
+        recorder: &mut *ctx.recorder,
+        progress: ctx.progress,
+    };
+    let (model, outcome) = train(model, ex, &settings.train, key, ckpt, device, report)?;
+    finish(ctx, &model, saved, ex, data, settings, &outcome, device)
 }
 
 /// Identifies the training run a checkpoint belongs to: settings plus a digest of the data.
