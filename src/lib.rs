@@ -8,12 +8,14 @@
 pub mod alignment;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod llm;
 pub mod pipeline;
 pub mod recommender;
 pub mod report;
 pub mod spec;
 pub mod stats;
+pub mod train;
 
 pub use error::{Error, Result};
 pub mod cli;

@@ -21,6 +21,8 @@ crate::spec_enum! {
         Data = "data",
         Recommender = "recommender",
         AlignmentData = "alignment-data",
+        Train = "train",
+        Eval = "eval",
     }
 }
 
@@ -30,6 +32,8 @@ pub fn registry() -> Vec<Box<dyn Stage>> {
         Box::new(crate::data::DataStage),
         Box::new(crate::recommender::RecommenderStage),
         Box::new(crate::alignment::AlignmentDataStage),
+        Box::new(crate::train::TrainStage),
+        Box::new(crate::eval::EvalStage),
     ]
 }
 

@@ -4,6 +4,7 @@
 //! - [`model`]: the decoder (`LlamaModel`), generic over the burn backend, with a KV cache and
 //!   an embeddings-in forward pass for the alignment stage's injected vectors.
 //! - [`gguf`] and [`weights`]: reading GGUF and HF safetensors, saving HF folders.
+//! - [`lora`]: LoRA adapters for alignment training, and merging them into the weights.
 //! - [`generate`]: greedy, sampling, beam search, next-token scoring.
 //! - [`device`]: `cpu` / `cuda:N` to a backend.
 //! - [`tokenizer`] and [`chat`]: vocabularies and chat templates.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod device;
 pub mod generate;
 pub mod gguf;
+pub mod lora;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;
@@ -26,6 +28,7 @@ pub use device::{BackendTask, DeviceChoice};
 pub use generate::{
     Decoding, EmbeddingAddition, GenerateOptions, Generated, generate, next_token_logits,
 };
+pub use lora::{LoraConfig, attach_lora, merge_lora};
 pub use model::{KvCache, LlamaModel};
 pub use weights::{load_gguf, load_model, save_hf};
 
@@ -43,6 +46,51 @@ pub struct LlmSection {
     pub template: chat::TemplateName,
     /// `cpu` or `cuda:N`.
     pub device: String,
+    /// The architecture of the from-scratch model (used when `model` is empty).
+    pub scratch: ScratchModel,
+}
+
+/// `[llm.scratch]`: a tiny Llama trained from scratch, with a BPE vocabulary learned from the
+/// experiment's own alignment text, for runs that must finish in minutes on a CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScratchModel {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub max_positions: usize,
+}
+
+impl Default for ScratchModel {
+    fn default() -> Self {
+        ScratchModel {
+            vocab_size: 2048,
+            hidden_size: 128,
+            intermediate_size: 352,
+            num_layers: 2,
+            num_heads: 4,
+            num_kv_heads: 2,
+            max_positions: 2048,
+        }
+    }
+}
+
+impl ScratchModel {
+    /// The decoder's hyper-parameters for a vocabulary of `vocab` tokens.
+    pub fn config(&self, vocab: usize) -> LlamaConfig {
+        LlamaConfig::new(
+            vocab,
+            self.hidden_size,
+            self.intermediate_size,
+            self.num_layers,
+            self.num_heads,
+            self.num_kv_heads,
+        )
+        .with_max_position_embeddings(self.max_positions)
+    }
 }
 
 impl Default for LlmSection {
@@ -51,6 +99,7 @@ impl Default for LlmSection {
             model: String::new(),
             template: chat::TemplateName::Chatml,
             device: "cpu".into(),
+            scratch: ScratchModel::default(),
         }
     }
 }
@@ -59,6 +108,15 @@ impl Validate for LlmSection {
     fn validate(&self, v: &mut Validator) {
         if let Err(e) = self.device.parse::<DeviceChoice>() {
             v.error("device", e.to_string());
+        }
+        if self.model.is_empty() {
+            let s = &self.scratch;
+            if let Err(e) = s.config(s.vocab_size).check() {
+                v.error("scratch", e);
+            }
+            v.check(s.vocab_size >= 300, "scratch.vocab_size", || {
+                "must be at least 300 (256 bytes plus the chat markers)".into()
+            });
         }
     }
 }

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use super::config::RopeLayout;
+use super::lora::{AttentionLora, Lora};
 
 /// How many column blocks a matmul with `rows` input rows is split into.
 ///
@@ -195,6 +196,8 @@ pub struct Attention<B: Backend> {
     pub k_proj: Linear<B>,
     pub v_proj: Linear<B>,
     pub o_proj: Linear<B>,
+    /// LoRA adapters while the alignment stage trains (spec §4.6); `None` otherwise.
+    pub lora: Option<AttentionLora<B>>,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
@@ -221,13 +224,13 @@ impl<B: Backend> Attention<B> {
         let [b, l, _] = x.dims();
         let (h, hkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, d]).swap_dims(1, 2);
-        let q = rope.apply(heads(self.q_proj.forward(x.clone()), h), &ctx.cos, &ctx.sin); // [B, H, L, D]
-        let k = rope.apply(
-            heads(self.k_proj.forward(x.clone()), hkv),
-            &ctx.cos,
-            &ctx.sin,
-        ); // [B, Hkv, L, D]
-        let v = heads(self.v_proj.forward(x), hkv); // [B, Hkv, L, D]
+        let lora = self.lora.as_ref();
+        let q = project(&self.q_proj, lora.map(|a| &a.q), x.clone());
+        let k = project(&self.k_proj, lora.map(|a| &a.k), x.clone());
+        let v = project(&self.v_proj, lora.map(|a| &a.v), x);
+        let q = rope.apply(heads(q, h), &ctx.cos, &ctx.sin); // [B, H, L, D]
+        let k = rope.apply(heads(k, hkv), &ctx.cos, &ctx.sin); // [B, Hkv, L, D]
+        let v = heads(v, hkv); // [B, Hkv, L, D]
         let (k, v) = match cache.take() {
             Some(past) => (
                 Tensor::cat(vec![past.k, k], 2),
@@ -253,7 +256,15 @@ impl<B: Backend> Attention<B> {
             .reshape([b, h, l, d])
             .swap_dims(1, 2)
             .reshape([b, l, h * d]);
-        linear_forward(&self.o_proj, out)
+        project(&self.o_proj, lora.map(|a| &a.o), out)
+    }
+}
+
+/// A projection plus its LoRA update when one is attached: `[B, L, in]` → `[B, L, out]`.
+fn project<B: Backend>(lin: &Linear<B>, lora: Option<&Lora<B>>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    match lora {
+        Some(adapter) => linear_forward(lin, x.clone()) + adapter.forward(x),
+        None => linear_forward(lin, x),
     }
 }
 
@@ -499,13 +510,15 @@ impl<B: Backend> LlamaModel<B> {
             lm_head,
             rope,
         } = self;
-        embed_tokens.weight =
-            Param::from_tensor(Tensor::cat(vec![embed_tokens.weight.val(), embed_rows], 0));
+        embed_tokens.weight = Param::from_tensor(
+            Tensor::cat(vec![embed_tokens.weight.val(), embed_rows], 0).detach(),
+        );
         let lm_head = lm_head.map(|mut head| {
             let added = head_rows
                 .expect("drawn when the head is untied")
                 .transpose(); // [hidden, n_new]
-            head.weight = Param::from_tensor(Tensor::cat(vec![head.weight.val(), added], 1));
+            head.weight =
+                Param::from_tensor(Tensor::cat(vec![head.weight.val(), added], 1).detach());
             head
         });
         LlamaModel {

@@ -273,6 +273,7 @@ pub fn build_model<B: Backend>(
                 k_proj: linear(&take("k"), kb, h, kv, device),
                 v_proj: linear(&take("v"), vb, h, kv, device),
                 o_proj: linear(&take("o"), None, q, h, device),
+                lora: None,
                 num_heads: c.num_heads,
                 num_kv_heads: c.num_kv_heads,
                 head_dim: d,

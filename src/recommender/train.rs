@@ -352,7 +352,7 @@ fn sample_negatives(
 
 /// Scales all gradients together so their global L2 norm is at most `max_norm`, as PyTorch's
 /// `clip_grad_norm_` does (burn's own clipping works per tensor).
-fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     grads: &mut GradientsParams,
     max_norm: f64,

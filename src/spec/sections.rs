@@ -1,6 +1,6 @@
 //! Spec sections that no stage module owns yet, plus `[experiment]`, `[report]` and `[sweep]`.
 //!
-//! Sections for stages still to come (`train`, `eval`, `explain`, `judge`, `discriminator`)
+//! Sections for stages still to come (`explain`, `judge`, `discriminator`)
 //! start with the settings the paper fixes; they move into their stage module when it lands.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::{Validate, Validator};
 
 pub use crate::alignment::AlignmentSection;
+pub use crate::eval::EvalSection;
 pub use crate::llm::LlmSection;
+pub use crate::train::TrainSection;
 
 /// `[experiment]`: identity of the experiment and the seeds expanded into runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,77 +61,6 @@ impl Validate for ExperimentSection {
         sorted.dedup();
         v.check(sorted.len() == self.seeds.len(), "seeds", || {
             "seeds repeat".into()
-        });
-    }
-}
-
-/// `[train]`: LLM alignment training (paper §4.7 defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainSection {
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
-    pub warmup_ratio: f64,
-    pub max_grad_norm: f64,
-    pub lora_r: usize,
-    pub lora_alpha: f64,
-    pub lora_dropout: f64,
-    pub max_len: usize,
-}
-
-impl Default for TrainSection {
-    fn default() -> Self {
-        TrainSection {
-            epochs: 20,
-            lr: 1e-4,
-            batch_size: 64,
-            warmup_ratio: 0.1,
-            max_grad_norm: 1.0,
-            lora_r: 16,
-            lora_alpha: 32.0,
-            lora_dropout: 0.05,
-            max_len: 1024,
-        }
-    }
-}
-
-impl Validate for TrainSection {
-    fn validate(&self, v: &mut Validator) {
-        v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
-        v.check(self.lr > 0.0, "lr", || {
-            format!("{} must be positive", self.lr)
-        });
-        v.check(self.batch_size > 0, "batch_size", || {
-            "must be at least 1".into()
-        });
-        v.in_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0);
-        v.in_range("lora_dropout", self.lora_dropout, 0.0, 1.0);
-    }
-}
-
-/// `[eval]`: alignment metrics (paper §5.2 decoding settings).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalSection {
-    /// Evaluate at most this many records per task (0 = all).
-    pub max_records: usize,
-    pub num_beams: usize,
-}
-
-impl Default for EvalSection {
-    fn default() -> Self {
-        EvalSection {
-            max_records: 0,
-            num_beams: 5,
-        }
-    }
-}
-
-impl Validate for EvalSection {
-    fn validate(&self, v: &mut Validator) {
-        v.check(self.num_beams > 0, "num_beams", || {
-            "must be at least 1".into()
         });
     }
 }

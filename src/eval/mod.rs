@@ -1,0 +1,444 @@
+//! The alignment-evaluation stage (spec §5): the aligned LLM answers the validation records of
+//! each evaluated task with the original's decoding settings, and [`metrics`] scores the
+//! answers. Metrics are named `<task>.<metric>` (`uid2next.hit@5`, `uidiid2rank.ndcg@5`,
+//! `uidiid2binary.acc`, `uid2hist.hcr`, `iid2title.acc`), which the report's Table 1 reads as
+//! `eval.…`; every example's value is stored too, for paired significance tests.
+
+pub mod metrics;
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::alignment::Task;
+use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl};
+use crate::error::Result;
+use crate::llm::chat::ChatTemplate;
+use crate::llm::generate::{
+    Decoding, EmbeddingAddition, GenerateOptions, generate, next_token_logits,
+};
+use crate::llm::tokenizer::Tokenizer;
+use crate::llm::{BackendTask, DeviceChoice, LlamaModel, load_model};
+use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
+use crate::spec::{RawSpec, Validate, Validator};
+use crate::train::{
+    AlignedInfo, AlignedModel, CONNECTORS, MODEL_DIR, RecInputs, Sample, SampleBuilder,
+};
+
+/// `[eval]`: alignment metrics ([v2] `shell/infer_alignment.sh` settings, spec §5.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Evaluate at most this many records per task, drawn with the run seed (0 = all).
+    pub max_records: usize,
+    /// Beams (and returned sequences) for next-item retrieval.
+    pub num_beams: usize,
+    /// Prompts decoded together.
+    pub batch_size: usize,
+    pub next_max_new_tokens: usize,
+    pub rank_max_new_tokens: usize,
+    pub hist_max_new_tokens: usize,
+    pub title_max_new_tokens: usize,
+    /// `model_max_length`; prompts keep their first `max_len - max_new_tokens` tokens.
+    pub max_len: usize,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            max_records: 0,
+            num_beams: 5,
+            batch_size: 8,
+            next_max_new_tokens: 150,
+            rank_max_new_tokens: 500,
+            hist_max_new_tokens: 500,
+            title_max_new_tokens: 200,
+            max_len: 1024,
+        }
+    }
+}
+
+impl Validate for EvalSection {
+    fn validate(&self, v: &mut Validator) {
+        v.check(self.num_beams > 0, "num_beams", || {
+            "must be at least 1".into()
+        });
+        v.check(self.batch_size > 0, "batch_size", || {
+            "must be at least 1".into()
+        });
+        for (key, n) in [
+            ("next_max_new_tokens", self.next_max_new_tokens),
+            ("rank_max_new_tokens", self.rank_max_new_tokens),
+            ("hist_max_new_tokens", self.hist_max_new_tokens),
+            ("title_max_new_tokens", self.title_max_new_tokens),
+        ] {
+            v.check(n > 0 && n < self.max_len, key, || {
+                format!("must be between 1 and max_len ({})", self.max_len)
+            });
+        }
+    }
+}
+
+/// The tasks with alignment metrics, in the paper's column order.
+pub const EVALUATED: [Task; 5] = [
+    Task::Uid2Next,
+    Task::UidIid2Rank,
+    Task::UidIid2Binary,
+    Task::Uid2Hist,
+    Task::Iid2Title,
+];
+
+/// The evaluation stage.
+pub struct EvalStage;
+
+impl Stage for EvalStage {
+    fn kind(&self) -> StageKind {
+        StageKind::Eval
+    }
+
+    fn deps(&self) -> &'static [StageKind] {
+        &[
+            StageKind::Recommender,
+            StageKind::AlignmentData,
+            StageKind::Train,
+        ]
+    }
+
+    fn fingerprint(&self, spec: &RawSpec, _spec_dir: &Path, run_seed: u64) -> Result<Value> {
+        Ok(json!({
+            "section": spec.eval,
+            "seed": run_seed,
+            "separator": spec.alignment.separator,
+            "device": spec.llm.device,
+        }))
+    }
+
+    fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
+        let device: DeviceChoice = ctx.spec.llm.device.parse()?;
+        device.run(EvalTask { ctx })
+    }
+}
+
+struct EvalTask<'a, 'b> {
+    ctx: &'a mut StageContext<'b>,
+}
+
+impl BackendTask for EvalTask<'_, '_> {
+    type Output = ();
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        evaluate::<B>(self.ctx, &device)
+    }
+}
+
+/// An aligned model loaded for inference.
+pub struct Evaluator<'a, B: Backend> {
+    pub model: AlignedModel<B>,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub section: &'a EvalSection,
+    pub separator: &'a str,
+}
+
+impl<B: Backend> Evaluator<'_, B> {
+    /// Connector outputs of a batch as additions at each prompt's own positions.
+    fn additions(&self, batch: &[Sample], rec: &RecInputs) -> Vec<EmbeddingAddition<B>> {
+        let features = rec.features();
+        batch
+            .iter()
+            .enumerate()
+            .flat_map(|(row, s)| {
+                self.model
+                    .injections(s, &features)
+                    .into_iter()
+                    .map(move |(pos, vector)| EmbeddingAddition { row, pos, vector })
+            })
+            .collect()
+    }
+
+    fn options(&self, max_new_tokens: usize, decoding: Decoding) -> GenerateOptions {
+        GenerateOptions {
+            max_new_tokens,
+            min_new_tokens: 1,
+            stop_tokens: self.template.stop_token_ids(&self.tokenizer),
+            banned_tokens: self.template.banned_ids(&self.tokenizer),
+            decoding,
+        }
+    }
+
+    /// Generated answers for a batch: one list per prompt (several for beam search).
+    fn answers(
+        &self,
+        batch: &[Sample],
+        rec: &RecInputs,
+        opts: &GenerateOptions,
+    ) -> Result<Vec<Vec<String>>> {
+        let keep = self.section.max_len - opts.max_new_tokens;
+        let prompts: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|s| s.ids[..s.ids.len().min(keep)].to_vec())
+            .collect();
+        let additions: Vec<EmbeddingAddition<B>> = self
+            .additions(batch, rec)
+            .into_iter()
+            .filter(|a| a.pos < prompts[a.row].len())
+            .collect();
+        let out = generate(&self.model.llm, &prompts, &additions, opts);
+        out.into_iter()
+            .map(|gens| {
+                gens.into_iter()
+                    .map(|g| {
+                        let text = self.tokenizer.decode(&g.tokens, false)?;
+                        Ok(self.template.cut_at_stops(&text).to_string())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `(logit Yes, logit No)` at the last prompt position of each sample.
+    fn yes_no(&self, batch: &[Sample], rec: &RecInputs) -> Result<Vec<(f32, f32)>> {
+        let (yes, no) = self.template.yes_no_ids(&self.tokenizer)?;
+        let prompts: Vec<Vec<u32>> = batch.iter().map(|s| s.ids.clone()).collect();
+        let logits = next_token_logits(&self.model.llm, &prompts, &self.additions(batch, rec));
+        let device = logits.device();
+        let idx = Tensor::from_data(TensorData::new(vec![yes as i64, no as i64], [2]), &device);
+        let picked: Vec<f32> = logits
+            .select(1, idx)
+            .into_data()
+            .iter::<f32>()
+            .map(|v| v.elem())
+            .collect();
+        Ok(picked.chunks(2).map(|c| (c[0], c[1])).collect())
+    }
+
+    /// Scores one batch of `task` records; returns `(metric, value)` lists per record.
+    pub fn score(
+        &self,
+        task: Task,
+        records: &[&TaskRecord],
+        batch: &[Sample],
+        rec: &RecInputs,
+    ) -> Result<Vec<Vec<(&'static str, f64)>>> {
+        let s = self.section;
+        let sep = self.separator;
+        Ok(match task {
+            Task::Uid2Next => {
+                let beams = s.num_beams;
+                let decoding = Decoding::Beam {
+                    num_beams: beams,
+                    num_return: beams,
+                    length_penalty: 1.0,
+                };
+                let answers =
+                    self.answers(batch, rec, &self.options(s.next_max_new_tokens, decoding))?;
+                answers
+                    .iter()
+                    .zip(records)
+                    .map(|(a, r)| {
+                        let (hit, ndcg) = metrics::hit_ndcg_at_k(a, &r.answer, 5);
+                        vec![("hit@5", hit), ("ndcg@5", ndcg)]
+                    })
+                    .collect()
+            }
+            Task::UidIid2Rank => {
+                let answers = self.answers(
+                    batch,
+                    rec,
+                    &self.options(s.rank_max_new_tokens, Decoding::Greedy),
+                )?;
+                answers
+                    .iter()
+                    .zip(records)
+                    .map(|(a, r)| {
+                        let labels: Vec<String> = r.answer.split(sep).map(String::from).collect();
+                        vec![("ndcg@5", metrics::ranking_ndcg(&a[0], &labels, sep))]
+                    })
+                    .collect()
+            }
+            Task::UidIid2Binary => self
+                .yes_no(batch, rec)?
+                .iter()
+                .zip(records)
+                .map(|(&(y, n), r)| vec![("acc", metrics::binary_correct(&r.answer, y, n))])
+                .collect(),
+            Task::Uid2Hist => {
+                let answers = self.answers(
+                    batch,
+                    rec,
+                    &self.options(s.hist_max_new_tokens, Decoding::Greedy),
+                )?;
+                answers
+                    .iter()
+                    .zip(records)
+                    .map(|(a, r)| {
+                        let answer: Vec<String> = r.answer.split(sep).map(String::from).collect();
+                        vec![("hcr", metrics::history_coverage(&a[0], &answer, sep))]
+                    })
+                    .collect()
+            }
+            Task::Iid2Title => {
+                let answers = self.answers(
+                    batch,
+                    rec,
+                    &self.options(s.title_max_new_tokens, Decoding::Greedy),
+                )?;
+                answers
+                    .iter()
+                    .zip(records)
+                    .map(|(a, r)| vec![("acc", metrics::exact_match(&a[0], &r.answer))])
+                    .collect()
+            }
+            other => unreachable!("{other} has no alignment metric"),
+        })
+    }
+}
+
+/// Loads the aligned model written by the training stage.
+pub fn load_aligned<B: Backend>(
+    train_dir: &Path,
+    device: &B::Device,
+) -> Result<(AlignedModel<B>, Tokenizer, AlignedInfo)> {
+    let info = AlignedInfo::read(train_dir)?;
+    let model_dir = train_dir.join(MODEL_DIR);
+    let (llm, _config): (LlamaModel<B>, _) = load_model::<B>(&model_dir, device)?;
+    let tokenizer = Tokenizer::from_file(&model_dir.join("tokenizer.json"))?;
+    let (user_connector, item_connector) = if info.rec_dim > 0 {
+        let (u, i) = AlignedModel::<B>::load_connectors(
+            &train_dir.join(CONNECTORS),
+            info.rec_dim,
+            llm.hidden_size(),
+            device,
+        )?;
+        (Some(u), Some(i))
+    } else {
+        (None, None)
+    };
+    Ok((
+        AlignedModel {
+            llm,
+            user_connector,
+            item_connector,
+        },
+        tokenizer,
+        info,
+    ))
+}
+
+/// The validation records of `task`, at most `max` of them drawn with `seed` (file order kept).
+fn task_records(valid: &[AlignmentRecord], task: Task, max: usize, seed: u64) -> Vec<&TaskRecord> {
+    let all: Vec<&TaskRecord> = valid
+        .iter()
+        .filter_map(|r| match r {
+            AlignmentRecord::Task(t) if t.task == task => Some(t),
+            _ => None,
+        })
+        .collect();
+    if max == 0 || max >= all.len() {
+        return all;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ task as u64);
+    let mut keep = rand::seq::index::sample(&mut rng, all.len(), max).into_vec();
+    keep.sort_unstable();
+    keep.into_iter().map(|i| all[i]).collect()
+}
+
+fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
+    let spec = ctx.spec;
+    let (model, tokenizer, info) = load_aligned::<B>(ctx.input(StageKind::Train), device)?;
+    let valid: Vec<AlignmentRecord> =
+        read_jsonl(&ctx.input(StageKind::AlignmentData).join("valid.jsonl"))?;
+    let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
+    let ev = Evaluator {
+        model,
+        tokenizer,
+        template: ChatTemplate::new(info.template),
+        section: &spec.eval,
+        separator: &spec.alignment.separator,
+    };
+    for task in EVALUATED {
+        let records = task_records(&valid, task, spec.eval.max_records, ctx.run_seed);
+        if records.is_empty() {
+            continue;
+        }
+        let with_user: Vec<&TaskRecord> = records
+            .iter()
+            .copied()
+            .filter(|r| r.uid.is_some())
+            .collect();
+        let rec = if info.rec_dim > 0 {
+            RecInputs::load::<B>(&rec_dir, &with_user, device)?
+        } else {
+            RecInputs {
+                users: vec![],
+                items: vec![],
+                dim: 0,
+            }
+        };
+        let builder = SampleBuilder {
+            tokenizer: &ev.tokenizer,
+            template: &ev.template,
+            placeholders: ev.tokenizer.placeholders().filter(|_| info.rec_dim > 0),
+            max_len: spec.eval.max_len,
+        };
+        let mut next_user = 0;
+        let mut samples = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            let row = r.uid.map(|_| {
+                next_user += 1;
+                next_user - 1
+            });
+            samples.push(builder.prompt(r, i, row)?);
+        }
+        let bar = ctx
+            .progress
+            .bar(records.len() as u64, format!("eval {task}"));
+        let mut sums: std::collections::BTreeMap<&str, f64> = Default::default();
+        for (chunk, recs) in samples
+            .chunks(spec.eval.batch_size)
+            .zip(records.chunks(spec.eval.batch_size))
+        {
+            check_cancel()?;
+            let scores = ev.score(task, recs, chunk, &rec)?;
+            for (r, values) in recs.iter().zip(scores) {
+                for (metric, v) in values {
+                    *sums.entry(metric).or_default() += v;
+                    ctx.recorder
+                        .example(&format!("{task}.{metric}"), &example_id(r), v);
+                }
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        record_means(ctx.recorder, task, &sums, records.len());
+    }
+    Ok(())
+}
+
+fn record_means(
+    rec: &mut dyn Recorder,
+    task: Task,
+    sums: &std::collections::BTreeMap<&str, f64>,
+    n: usize,
+) {
+    rec.scalar(&format!("{task}.records"), n as f64);
+    for (metric, total) in sums {
+        let mean = total / n as f64;
+        rec.scalar(&format!("{task}.{metric}"), mean);
+        tracing::info!("eval {task}.{metric} = {mean:.4} over {n} records");
+    }
+}
+
+/// A stable id for an evaluated record (so seeds can be paired example by example).
+fn example_id(r: &TaskRecord) -> String {
+    format!(
+        "{}:{}:{}",
+        r.uid.map_or(-1, i64::from),
+        r.iid,
+        r.target.map_or(-1, i64::from)
+    )
+}

@@ -1,0 +1,122 @@
+//! The backbone before alignment: a pretrained checkpoint with its own tokenizer, or a tiny
+//! Llama initialised from scratch with a BPE vocabulary learned from the training records.
+//! Either way the vocabulary gains `<user>` and `<item>` when the mode injects embeddings
+//! (spec §4.1).
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use serde_json::{Value, json};
+
+use crate::alignment::Mode;
+use crate::alignment::record::AlignmentRecord;
+use crate::error::Result;
+use crate::hash::hash_file;
+use crate::llm::chat::{ChatTemplate, Turn};
+use crate::llm::cli::load_tokenizer;
+use crate::llm::tokenizer::Tokenizer;
+use crate::llm::{LlamaConfig, LlamaModel, LlmSection, assets, load_model};
+
+/// A loaded backbone.
+pub struct Base<B: Backend> {
+    pub model: LlamaModel<B>,
+    pub config: LlamaConfig,
+    pub tokenizer: Tokenizer,
+    /// Pretrained (LoRA-tuned) or from scratch (fully trained).
+    pub pretrained: bool,
+    /// `scratch` or the checkpoint's path.
+    pub origin: String,
+}
+
+/// The backbone's identity for the stage hash: the checkpoint's content hash, or the scratch
+/// architecture (its vocabulary follows from the records, which have their own hash).
+pub fn fingerprint(llm: &LlmSection, spec_dir: &Path) -> Result<Value> {
+    if llm.model.is_empty() {
+        return Ok(json!({ "scratch": llm.scratch, "template": llm.template }));
+    }
+    let path = resolve(llm, spec_dir)?;
+    let files = if path.is_dir() {
+        let mut hashes = Vec::new();
+        for name in ["config.json", "model.safetensors", "tokenizer.json"] {
+            let p = path.join(name);
+            if p.is_file() {
+                hashes.push(json!({ name: hash_file(&p)?.0 }));
+            }
+        }
+        Value::Array(hashes)
+    } else {
+        json!(hash_file(&path)?.0)
+    };
+    Ok(json!({ "model": files, "template": llm.template }))
+}
+
+fn resolve(llm: &LlmSection, spec_dir: &Path) -> Result<std::path::PathBuf> {
+    let p = Path::new(&llm.model);
+    if llm.model == "smollm2" || p.is_absolute() {
+        assets::resolve_model(&llm.model)
+    } else {
+        assets::resolve_model(&spec_dir.join(p).to_string_lossy())
+    }
+}
+
+/// The texts a scratch tokenizer learns from: every training conversation as rendered.
+fn corpus(records: &[AlignmentRecord], template: &ChatTemplate) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| match r {
+            AlignmentRecord::Task(t) => template.training_text(&t.question, &t.answer),
+            AlignmentRecord::Chat(c) => c
+                .conversations
+                .iter()
+                .map(|t| t.value.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })
+        .collect()
+}
+
+/// Loads or builds the backbone; `records` are the training records (the scratch tokenizer's
+/// corpus) and `seed` draws the scratch weights and any new embedding rows.
+pub fn load_base<B: Backend>(
+    llm: &LlmSection,
+    spec_dir: &Path,
+    template: &ChatTemplate,
+    mode: Mode,
+    records: &[AlignmentRecord],
+    seed: u64,
+    device: &B::Device,
+) -> Result<Base<B>> {
+    let (model, mut config, mut tokenizer, pretrained, origin) = if llm.model.is_empty() {
+        let texts = corpus(records, template);
+        let tok = Tokenizer::train_bpe(
+            texts.iter(),
+            &template.bpe_train_config(llm.scratch.vocab_size),
+        )?;
+        let mut config = llm.scratch.config(tok.vocab_size());
+        config.bos_token_id = tok.bos_id();
+        config.eos_token_id = tok.eos_id();
+        let model = config.init::<B>(device, seed);
+        (model, config, tok, false, "scratch".to_string())
+    } else {
+        let path = resolve(llm, spec_dir)?;
+        let (model, config) = load_model::<B>(&path, device)?;
+        let tok = load_tokenizer(&path, None)?;
+        (model, config, tok, true, path.display().to_string())
+    };
+    let mut model = model;
+    if mode.uses_tokens() {
+        tokenizer.add_placeholders()?;
+        model =
+            model.resize_token_embeddings(tokenizer.vocab_size(), config.initializer_range, seed);
+    }
+    config.vocab_size = model.vocab_size();
+    // The template must render and tokenize; fail here rather than mid-training.
+    template.training_sample(&tokenizer, &[Turn::user("q"), Turn::assistant("a")])?;
+    Ok(Base {
+        model,
+        config,
+        tokenizer,
+        pretrained,
+        origin,
+    })
+}

@@ -1,0 +1,550 @@
+//! The LLM alignment stage (spec §4): the LLM learns the alignment tasks, with LoRA on a
+//! pretrained backbone or fully from scratch for the tiny model, and connectors that carry the
+//! frozen recommender's embeddings into token space in the intention and hybrid modes.
+//!
+//! Output folder:
+//! - `model/`: the aligned LLM as an HF folder (`config.json`, `model.safetensors` with the LoRA
+//!   update merged in, as the original's `merge.py` does, `tokenizer.json`);
+//! - `connectors.safetensors`: the user and item connectors (intention and hybrid modes);
+//! - `aligned.json`: [`AlignedInfo`], what the evaluation stage needs to rebuild the inputs.
+//!
+//! Validation loss, perplexity and next-token accuracy are measured after every epoch and the
+//! best epoch by validation loss is kept (the paper's `--load_best_model`).
+
+pub mod aligned;
+pub mod base;
+pub mod samples;
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::tensor::ElementConversion;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use aligned::{AlignedModel, Connector, RecFeatures};
+pub use base::{Base, load_base};
+pub use samples::{Sample, SampleBuilder};
+
+use crate::alignment::Mode;
+use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl};
+use crate::error::{Error, IoContext, Result};
+use crate::llm::chat::ChatTemplate;
+use crate::llm::lora::{LoraConfig, attach_lora, count_params, merge_lora};
+use crate::llm::{BackendTask, DeviceChoice, save_hf};
+use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
+use crate::recommender::TrainedRecommender;
+use crate::recommender::train::{adamw, clip_global_norm};
+use crate::spec::{RawSpec, SeedSetting, Validate, Validator};
+
+/// Sub-folder holding the aligned LLM.
+pub const MODEL_DIR: &str = "model";
+pub const CONNECTORS: &str = "connectors.safetensors";
+pub const INFO: &str = "aligned.json";
+
+/// `[train]`: LLM alignment training ([v2] `shell/train.sh` defaults, spec §4.6–4.7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub lr: f64,
+    /// Sequences per optimizer step (the original's total batch of 64).
+    pub batch_size: usize,
+    /// Sequences per forward pass; gradients of a step's micro-batches are accumulated.
+    pub micro_batch_size: usize,
+    pub warmup_ratio: f64,
+    pub max_grad_norm: f64,
+    pub lora_r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    /// Train `embed_tokens` and `lm_head` fully, as the original does (`modules_to_save`).
+    pub train_embeddings: bool,
+    /// `model_max_length`: longer sequences are cut.
+    pub max_len: usize,
+    /// Train on at most this many records, drawn with the seed (0 = all).
+    pub max_records: usize,
+    /// Validate each epoch on at most this many records (0 = all).
+    pub valid_records: usize,
+    pub seed: SeedSetting,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            epochs: 20,
+            lr: 1e-4,
+            batch_size: 64,
+            micro_batch_size: 8,
+            warmup_ratio: 0.1,
+            max_grad_norm: 1.0,
+            lora_r: 16,
+            lora_alpha: 32.0,
+            lora_dropout: 0.05,
+            train_embeddings: true,
+            max_len: 1024,
+            max_records: 0,
+            valid_records: 0,
+            seed: SeedSetting::Run,
+        }
+    }
+}
+
+impl Validate for TrainSection {
+    fn validate(&self, v: &mut Validator) {
+        v.check(self.lr > 0.0, "lr", || {
+            format!("{} must be positive", self.lr)
+        });
+        v.check(self.batch_size > 0, "batch_size", || {
+            "must be at least 1".into()
+        });
+        v.check(
+            self.micro_batch_size > 0 && self.micro_batch_size <= self.batch_size,
+            "micro_batch_size",
+            || "must be between 1 and batch_size".into(),
+        );
+        v.check(self.lora_r > 0, "lora_r", || "must be at least 1".into());
+        v.check(self.max_len >= 16, "max_len", || {
+            "must be at least 16".into()
+        });
+        v.in_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0);
+        v.in_range("lora_dropout", self.lora_dropout, 0.0, 1.0);
+    }
+}
+
+impl TrainSection {
+    pub fn lora(&self) -> LoraConfig {
+        LoraConfig::new()
+            .with_r(self.lora_r)
+            .with_alpha(self.lora_alpha)
+            .with_dropout(self.lora_dropout)
+    }
+}
+
+/// What the evaluation stage reads back about an aligned model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignedInfo {
+    pub mode: Mode,
+    pub template: crate::llm::chat::TemplateName,
+    /// Width of the recommender embeddings behind the connectors (0 without connectors).
+    pub rec_dim: usize,
+    /// The best epoch by validation loss (0 = the base model, no training).
+    pub best_epoch: usize,
+    /// `scratch` or the base model's path.
+    pub base: String,
+}
+
+impl AlignedInfo {
+    pub fn read(dir: &Path) -> Result<AlignedInfo> {
+        let path = dir.join(INFO);
+        let text = std::fs::read_to_string(&path).at(&path)?;
+        serde_json::from_str(&text).map_err(|e| Error::model_file(&path, e.to_string()))
+    }
+}
+
+/// The LLM alignment stage.
+pub struct TrainStage;
+
+impl Stage for TrainStage {
+    fn kind(&self) -> StageKind {
+        StageKind::Train
+    }
+
+    fn deps(&self) -> &'static [StageKind] {
+        &[StageKind::Recommender, StageKind::AlignmentData]
+    }
+
+    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Value> {
+        let mut section = spec.train.clone();
+        section.seed = SeedSetting::Fixed(section.seed.resolve(run_seed));
+        Ok(json!({
+            "section": section,
+            "mode": spec.alignment.mode,
+            "llm": base::fingerprint(&spec.llm, spec_dir)?,
+        }))
+    }
+
+    fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
+        let device: DeviceChoice = ctx.spec.llm.device.parse()?;
+        device.run(TrainTask { ctx })
+    }
+}
+
+struct TrainTask<'a, 'b> {
+    ctx: &'a mut StageContext<'b>,
+}
+
+impl BackendTask for TrainTask<'_, '_> {
+    type Output = ();
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        train::<burn::backend::Autodiff<B>>(self.ctx, &device)
+    }
+}
+
+/// Records of one split, read from the alignment-data stage.
+fn read_split(dir: &Path, split: &str) -> Result<Vec<AlignmentRecord>> {
+    read_jsonl(&dir.join(format!("{split}.jsonl")))
+}
+
+/// `n` records drawn without replacement (in file order), or all when `n` is 0 or too large.
+fn subsample<T>(records: Vec<T>, n: usize, seed: u64) -> Vec<T> {
+    if n == 0 || n >= records.len() {
+        return records;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut keep = rand::seq::index::sample(&mut rng, records.len(), n).into_vec();
+    keep.sort_unstable();
+    let mut slots: Vec<Option<T>> = records.into_iter().map(Some).collect();
+    keep.into_iter()
+        .map(|i| slots[i].take().expect("indices are distinct"))
+        .collect()
+}
+
+/// The recommender side of the inputs: user vectors for the given records and the item table.
+pub struct RecInputs {
+    pub users: Vec<f32>,
+    pub items: Vec<f32>,
+    pub dim: usize,
+}
+
+impl RecInputs {
+    pub fn features(&self) -> RecFeatures<'_> {
+        RecFeatures {
+            users: &self.users,
+            items: &self.items,
+            dim: self.dim,
+        }
+    }
+
+    /// Loads the frozen recommender and embeds the user states of `user_records`.
+    pub fn load<B: Backend>(
+        rec_dir: &Path,
+        user_records: &[&TaskRecord],
+        device: &B::Device,
+    ) -> Result<RecInputs> {
+        let rec = TrainedRecommender::<B>::load(rec_dir, device)?;
+        let table = rec.item_table();
+        let dim = table.dims()[1];
+        let items = table
+            .into_data()
+            .iter::<f32>()
+            .map(|v| v.elem::<f32>())
+            .collect();
+        let users = samples::user_features(&rec, user_records, device);
+        Ok(RecInputs { users, items, dim })
+    }
+}
+
+/// Tokenizes records; task records with a user get consecutive user-feature rows, returned
+/// with the samples (their order is the row order).
+pub fn build_samples<'r>(
+    builder: &SampleBuilder<'_>,
+    records: &'r [AlignmentRecord],
+) -> Result<(Vec<Sample>, Vec<&'r TaskRecord>, usize)> {
+    let mut samples = Vec::new();
+    let mut users = Vec::new();
+    let mut dropped = 0;
+    for (i, r) in records.iter().enumerate() {
+        let user_row = match r {
+            AlignmentRecord::Task(t) if samples::has_user(t) => Some(users.len()),
+            _ => None,
+        };
+        match builder.training(r, i, user_row)? {
+            Some(s) => {
+                if let (Some(_), AlignmentRecord::Task(t)) = (user_row, r) {
+                    users.push(t);
+                }
+                samples.push(s);
+            }
+            None => dropped += 1,
+        }
+    }
+    Ok((samples, users, dropped))
+}
+
+/// HF's linear schedule: warm up to `peak` over `warmup` steps, then decay to 0 at `total`.
+pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f64 {
+    if step < warmup {
+        peak * (step + 1) as f64 / warmup as f64
+    } else {
+        peak * (total.saturating_sub(step)) as f64 / (total - warmup).max(1) as f64
+    }
+}
+
+fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
+    let spec = ctx.spec;
+    let section = &spec.train;
+    let mode = spec.alignment.mode;
+    let seed = section.seed.resolve(ctx.run_seed);
+    let align_dir = ctx.input(StageKind::AlignmentData).to_path_buf();
+    let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
+    let out = ctx.out_dir().to_path_buf();
+
+    let train_records = subsample(read_split(&align_dir, "train")?, section.max_records, seed);
+    let valid_records = subsample(
+        read_split(&align_dir, "valid")?,
+        section.valid_records,
+        seed,
+    );
+    let template = ChatTemplate::new(spec.llm.template);
+    let spinner = ctx.progress.spinner("loading the base model");
+    let base: Base<B> = load_base(
+        &spec.llm,
+        ctx.spec_dir,
+        &template,
+        mode,
+        &train_records,
+        seed,
+        device,
+    )?;
+    spinner.finish_and_clear();
+
+    let builder = SampleBuilder {
+        tokenizer: &base.tokenizer,
+        template: &template,
+        placeholders: base.tokenizer.placeholders().filter(|_| mode.uses_tokens()),
+        max_len: section.max_len,
+    };
+    let (train_samples, train_users, dropped) = build_samples(&builder, &train_records)?;
+    let (valid_samples, valid_users, _) = build_samples(&builder, &valid_records)?;
+    if train_samples.is_empty() {
+        return Err(Error::Config(
+            "train: no training record has an answer token within train.max_len".into(),
+        ));
+    }
+    let (train_rec, valid_rec) = if mode.uses_tokens() {
+        (
+            RecInputs::load::<B::InnerBackend>(&rec_dir, &train_users, device)?,
+            RecInputs::load::<B::InnerBackend>(&rec_dir, &valid_users, device)?,
+        )
+    } else {
+        let empty = || RecInputs {
+            users: vec![],
+            items: vec![],
+            dim: 0,
+        };
+        (empty(), empty())
+    };
+    ctx.recorder
+        .scalar("train_samples", train_samples.len() as f64);
+    ctx.recorder
+        .scalar("valid_samples", valid_samples.len() as f64);
+    ctx.recorder.scalar("dropped_samples", dropped as f64);
+
+    let hidden = base.model.hidden_size();
+    let pretrained = base.pretrained;
+    let mut llm = base.model;
+    if pretrained {
+        llm = attach_lora(llm, &section.lora(), seed);
+        if section.train_embeddings {
+            llm.embed_tokens.weight = llm.embed_tokens.weight.clone().set_require_grad(true);
+            if let Some(head) = llm.lm_head.as_mut() {
+                head.weight = head.weight.clone().set_require_grad(true);
+            }
+        }
+    }
+    B::seed(device, seed);
+    let (user_connector, item_connector) = if mode.uses_tokens() {
+        (
+            Some(Connector::new(train_rec.dim, hidden, device)),
+            Some(Connector::new(train_rec.dim, hidden, device)),
+        )
+    } else {
+        (None, None)
+    };
+    let model = AlignedModel {
+        llm,
+        user_connector,
+        item_connector,
+    };
+    let (trainable, total) = count_params::<B, _>(&model);
+    ctx.recorder.scalar("trainable_params", trainable as f64);
+    ctx.recorder.scalar("total_params", total as f64);
+    tracing::info!(
+        "alignment training: {} train / {} valid samples, {trainable} of {total} parameters trainable",
+        train_samples.len(),
+        valid_samples.len()
+    );
+
+    let loop_settings = LoopSettings {
+        epochs: if mode == Mode::None {
+            0
+        } else {
+            section.epochs
+        },
+        section,
+        seed,
+    };
+    let (best, best_epoch) = run_epochs(
+        model,
+        &train_samples,
+        &train_rec.features(),
+        &valid_samples,
+        &valid_rec.features(),
+        &loop_settings,
+        ctx,
+    )?;
+
+    let spinner = ctx.progress.spinner("saving the aligned model");
+    let model_dir = out.join(MODEL_DIR);
+    let llm = merge_lora(best.llm.clone());
+    base.tokenizer
+        .save_pretrained(&model_dir, Some(&template.jinja_for(&base.tokenizer)))?;
+    save_hf(&llm, &base.config, None, &model_dir)?;
+    best.save_connectors(&out.join(CONNECTORS))?;
+    let info = AlignedInfo {
+        mode,
+        template: spec.llm.template,
+        rec_dim: if mode.uses_tokens() { train_rec.dim } else { 0 },
+        best_epoch,
+        base: base.origin,
+    };
+    let info_path = out.join(INFO);
+    std::fs::write(
+        &info_path,
+        serde_json::to_string_pretty(&info).expect("serialises"),
+    )
+    .at(&info_path)?;
+    spinner.finish_and_clear();
+    ctx.recorder.scalar("best_epoch", best_epoch as f64);
+    Ok(())
+}
+
+struct LoopSettings<'a> {
+    epochs: usize,
+    section: &'a TrainSection,
+    seed: u64,
+}
+
+/// Mean loss, perplexity and next-token accuracy over `samples` (inference mode).
+fn validate<B: Backend>(
+    model: &AlignedModel<B>,
+    samples: &[Sample],
+    features: &RecFeatures<'_>,
+    micro: usize,
+) -> Result<(f64, f64)> {
+    let (mut loss_sum, mut tokens, mut correct) = (0.0, 0usize, 0usize);
+    for chunk in samples.chunks(micro) {
+        check_cancel()?;
+        let refs: Vec<&Sample> = chunk.iter().collect();
+        let out = model.loss(&refs, features);
+        loss_sum += out.loss.into_scalar().elem::<f64>() * out.tokens as f64;
+        tokens += out.tokens;
+        correct += out.correct;
+    }
+    let tokens = tokens.max(1) as f64;
+    Ok((loss_sum / tokens, correct as f64 / tokens))
+}
+
+fn record_validation(rec: &mut dyn Recorder, epoch: usize, loss: f64, acc: f64) {
+    let step = epoch as u64;
+    rec.series("valid_loss", step, loss);
+    rec.series("valid_ppl", step, loss.exp());
+    rec.series("valid_acc", step, acc);
+}
+
+/// The epochs of AdamW with warmup and linear decay, global-norm clipping and gradient
+/// accumulation; returns the inference copy of the best epoch's model and that epoch.
+fn run_epochs<B: AutodiffBackend>(
+    mut model: AlignedModel<B>,
+    train: &[Sample],
+    train_features: &RecFeatures<'_>,
+    valid: &[Sample],
+    valid_features: &RecFeatures<'_>,
+    s: &LoopSettings<'_>,
+    ctx: &mut StageContext<'_>,
+) -> Result<(AlignedModel<B::InnerBackend>, usize)> {
+    let section = s.section;
+    let micro = section.micro_batch_size;
+    let steps_per_epoch = train.len().div_ceil(section.batch_size);
+    let total = steps_per_epoch * s.epochs;
+    let warmup = (section.warmup_ratio * total as f64).ceil() as usize;
+    let mut optim = adamw::<B, AlignedModel<B>>();
+    let (loss, acc) = validate(&model.valid(), valid, valid_features, micro)?;
+    record_validation(ctx.recorder, 0, loss, acc);
+    let mut best = (loss, model.valid(), 0);
+    let bar = ctx.progress.bar(total as u64, "alignment training");
+    let mut step = 0;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    for epoch in 1..=s.epochs {
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            s.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9),
+        ));
+        let mut epoch_loss = 0.0;
+        for batch in order.chunks(section.batch_size) {
+            check_cancel()?;
+            let lr = linear_schedule(step, warmup, total, section.lr);
+            let batch_tokens: usize = batch.iter().map(|&i| trained_tokens(&train[i])).sum();
+            let mut acc = GradientsAccumulator::new();
+            let mut batch_loss = 0.0;
+            for part in batch.chunks(micro) {
+                let refs: Vec<&Sample> = part.iter().map(|&i| &train[i]).collect();
+                let out = model.loss(&refs, train_features);
+                let share = out.tokens as f64 / batch_tokens.max(1) as f64;
+                let loss = out.loss.mul_scalar(share);
+                batch_loss += loss.clone().into_scalar().elem::<f64>();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                acc.accumulate(&model, grads);
+            }
+            let mut grads = acc.grads();
+            clip_global_norm::<B, _>(&model, &mut grads, section.max_grad_norm);
+            model = optim.step(lr, model, grads);
+            ctx.recorder.series("train_loss", step as u64, batch_loss);
+            ctx.recorder.series("lr", step as u64, lr);
+            epoch_loss += batch_loss;
+            step += 1;
+            bar.inc(1);
+        }
+        let (loss, acc) = validate(&model.valid(), valid, valid_features, micro)?;
+        record_validation(ctx.recorder, epoch, loss, acc);
+        ctx.recorder.series(
+            "epoch_train_loss",
+            epoch as u64,
+            epoch_loss / steps_per_epoch as f64,
+        );
+        tracing::info!(
+            "alignment epoch {epoch}: valid loss {loss:.4}, ppl {:.2}, acc {acc:.4}",
+            loss.exp()
+        );
+        if loss < best.0 {
+            best = (loss, model.valid(), epoch);
+        }
+    }
+    bar.finish_and_clear();
+    ctx.recorder.scalar("valid_loss", best.0);
+    ctx.recorder.scalar("valid_ppl", best.0.exp());
+    Ok((best.1, best.2))
+}
+
+fn trained_tokens(s: &Sample) -> usize {
+    s.loss_mask.iter().skip(1).filter(|&&m| m).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays_to_zero() {
+        let lrs: Vec<f64> = (0..10).map(|s| linear_schedule(s, 2, 10, 1.0)).collect();
+        assert_eq!(lrs[0], 0.5);
+        assert_eq!(lrs[1], 1.0);
+        assert_eq!(lrs[2], 1.0);
+        assert!(lrs.windows(2).skip(2).all(|w| w[1] < w[0]));
+        assert!((lrs[9] - 0.125).abs() < 1e-12);
+    }
+
+    #[test]
+    fn subsample_keeps_file_order_and_is_seeded() {
+        let a = subsample((0..100).collect::<Vec<_>>(), 10, 5);
+        assert_eq!(a.len(), 10);
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(a, subsample((0..100).collect::<Vec<_>>(), 10, 5));
+        assert_ne!(a, subsample((0..100).collect::<Vec<_>>(), 10, 6));
+        assert_eq!(subsample(vec![1, 2], 0, 1), vec![1, 2]);
+    }
+}
