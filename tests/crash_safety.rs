@@ -31,6 +31,11 @@ sharegpt_train = 0
 sharegpt_valid = 0
 "#;
 
+/// The spec with the minute-scale LLM settings the pipeline tests share.
+fn spec_text() -> String {
+    format!("{SPEC}{}", include_str!("fixtures/tiny_llm.toml"))
+}
+
 fn recx(store: &Path, spec: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_recx"));
     c.arg("--store").arg(store).arg("run").arg(spec);
@@ -52,7 +57,7 @@ fn wait_for(path: &Path, needle: &str, timeout: Duration) -> bool {
 fn sigkill_mid_stage_then_resume() {
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("crash.toml");
-    std::fs::write(&spec_path, SPEC).unwrap();
+    std::fs::write(&spec_path, spec_text()).unwrap();
     let store_dir = dir.path().join("results");
     let plan = Plan::resolve(&Spec::load(&spec_path).unwrap(), &registry()).unwrap();
     let run = &plan.runs[0];
@@ -136,7 +141,11 @@ fn sigkill_mid_stage_then_resume() {
 fn ctrl_c_marks_the_run_interrupted_and_a_rerun_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("ctrlc.toml");
-    std::fs::write(&spec_path, SPEC.replace("seeds = [5]", "seeds = [6]")).unwrap();
+    std::fs::write(
+        &spec_path,
+        spec_text().replace("seeds = [5]", "seeds = [6]"),
+    )
+    .unwrap();
     let store_dir = dir.path().join("results");
     let plan = Plan::resolve(&Spec::load(&spec_path).unwrap(), &registry()).unwrap();
     let run = &plan.runs[0];

@@ -34,6 +34,11 @@ sharegpt_valid = 0
 "alignment.mode" = ["behaviour", "both"]
 "#;
 
+/// The spec with the minute-scale LLM settings the pipeline tests share.
+fn spec_text() -> String {
+    format!("{SPEC}{}", include_str!("fixtures/tiny_llm.toml"))
+}
+
 fn recx(store: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_recx"));
     c.arg("--store").arg(store);
@@ -54,7 +59,7 @@ fn completed(store: &Path) -> Vec<(String, u32)> {
 fn killed_sweep_resumes_and_parallel_sweep_merges() {
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("sweep.toml");
-    std::fs::write(&spec_path, SPEC).unwrap();
+    std::fs::write(&spec_path, spec_text()).unwrap();
     let sweep = expand(&Spec::load(&spec_path).unwrap(), &registry()).unwrap();
     assert_eq!(sweep.runs.len(), 4);
 
