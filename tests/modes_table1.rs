@@ -62,6 +62,21 @@ fn modes_sweep_becomes_the_papers_table_1() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Each evaluation keeps what the model answered, record by record.
+    let evals: Vec<_> = std::fs::read_dir(store.join("artifacts/eval"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("answers.jsonl"))
+        .collect();
+    assert_eq!(evals.len(), 12, "four modes x three seeds");
+    let text = std::fs::read_to_string(&evals[0]).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "uid2next");
+    assert_eq!(
+        first["predictions"].as_array().unwrap().len(),
+        5,
+        "five beams"
+    );
+
     let reports = dir.path().join("reports");
     let out = recx(&store)
         .args(["report", "--paper", "--sweep"])
@@ -112,6 +127,6 @@ fn modes_sweep_becomes_the_papers_table_1() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no significance note in\n{page}"));
-    assert!(family >= 1 && family <= 12, "{family} comparisons\n{page}");
+    assert!((1..=12).contains(&family), "{family} comparisons\n{page}");
     assert!(page.contains("baseline \"mode=none\""), "{page}");
 }

@@ -2,7 +2,8 @@
 //! each evaluated task with the original's decoding settings, and [`metrics`] scores the
 //! answers. Metrics are named `<task>.<metric>` (`uid2next.hit@5`, `uidiid2rank.ndcg@5`,
 //! `uidiid2binary.acc`, `uid2hist.hcr`, `iid2title.acc`), which the report's Table 1 reads as
-//! `eval.…`; every example's value is stored too, for paired significance tests.
+//! `eval.…`; every example's value is stored too, for paired significance tests, and
+//! `answers.jsonl` keeps each record's question, expected answer, predictions and values.
 
 pub mod metrics;
 
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::alignment::Task;
-use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl};
+use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl, write_jsonl};
 use crate::error::Result;
 use crate::llm::chat::ChatTemplate;
 use crate::llm::generate::{
@@ -84,6 +85,9 @@ impl Validate for EvalSection {
     }
 }
 
+/// Every evaluated record with the model's answers and its metric values.
+pub const ANSWERS: &str = "answers.jsonl";
+
 /// The tasks with alignment metrics, in the paper's column order.
 pub const EVALUATED: [Task; 5] = [
     Task::Uid2Next,
@@ -92,6 +96,14 @@ pub const EVALUATED: [Task; 5] = [
     Task::Uid2Hist,
     Task::Iid2Title,
 ];
+
+/// One evaluated record: what the model answered and the metric values it earned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    /// Generated answers (beams in score order for uid2next; "Yes"/"No" for uidiid2binary).
+    pub predictions: Vec<String>,
+    pub values: Vec<(&'static str, f64)>,
+}
 
 /// The evaluation stage.
 pub struct EvalStage;
@@ -216,14 +228,14 @@ impl<B: Backend> Evaluator<'_, B> {
         Ok(picked.chunks(2).map(|c| (c[0], c[1])).collect())
     }
 
-    /// Scores one batch of `task` records; returns `(metric, value)` lists per record.
+    /// Scores one batch of `task` records.
     pub fn score(
         &self,
         task: Task,
         records: &[&TaskRecord],
         batch: &[Sample],
         rec: &RecInputs,
-    ) -> Result<Vec<Vec<(&'static str, f64)>>> {
+    ) -> Result<Vec<Scored>> {
         let s = self.section;
         let sep = self.separator;
         Ok(match task {
@@ -241,7 +253,7 @@ impl<B: Backend> Evaluator<'_, B> {
                     .zip(records)
                     .map(|(a, r)| {
                         let (hit, ndcg) = metrics::hit_ndcg_at_k(a, &r.answer, 5);
-                        vec![("hit@5", hit), ("ndcg@5", ndcg)]
+                        scored(a, vec![("hit@5", hit), ("ndcg@5", ndcg)])
                     })
                     .collect()
             }
@@ -256,7 +268,10 @@ impl<B: Backend> Evaluator<'_, B> {
                     .zip(records)
                     .map(|(a, r)| {
                         let labels: Vec<String> = r.answer.split(sep).map(String::from).collect();
-                        vec![("ndcg@5", metrics::ranking_ndcg(&a[0], &labels, sep))]
+                        scored(
+                            a,
+                            vec![("ndcg@5", metrics::ranking_ndcg(&a[0], &labels, sep))],
+                        )
                     })
                     .collect()
             }
@@ -264,7 +279,13 @@ impl<B: Backend> Evaluator<'_, B> {
                 .yes_no(batch, rec)?
                 .iter()
                 .zip(records)
-                .map(|(&(y, n), r)| vec![("acc", metrics::binary_correct(&r.answer, y, n))])
+                .map(|(&(y, n), r)| {
+                    let said = if y >= n { "Yes" } else { "No" };
+                    scored(
+                        &[said.to_string()],
+                        vec![("acc", metrics::binary_correct(&r.answer, y, n))],
+                    )
+                })
                 .collect(),
             Task::Uid2Hist => {
                 let answers = self.answers(
@@ -277,7 +298,10 @@ impl<B: Backend> Evaluator<'_, B> {
                     .zip(records)
                     .map(|(a, r)| {
                         let answer: Vec<String> = r.answer.split(sep).map(String::from).collect();
-                        vec![("hcr", metrics::history_coverage(&a[0], &answer, sep))]
+                        scored(
+                            a,
+                            vec![("hcr", metrics::history_coverage(&a[0], &answer, sep))],
+                        )
                     })
                     .collect()
             }
@@ -290,11 +314,18 @@ impl<B: Backend> Evaluator<'_, B> {
                 answers
                     .iter()
                     .zip(records)
-                    .map(|(a, r)| vec![("acc", metrics::exact_match(&a[0], &r.answer))])
+                    .map(|(a, r)| scored(a, vec![("acc", metrics::exact_match(&a[0], &r.answer))]))
                     .collect()
             }
             other => unreachable!("{other} has no alignment metric"),
         })
+    }
+}
+
+fn scored(predictions: &[String], values: Vec<(&'static str, f64)>) -> Scored {
+    Scored {
+        predictions: predictions.to_vec(),
+        values,
     }
 }
 
@@ -360,6 +391,7 @@ fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
         section: &spec.eval,
         separator: &spec.alignment.separator,
     };
+    let mut answers = Vec::new();
     for task in EVALUATED {
         let records = task_records(&valid, task, spec.eval.max_records, ctx.run_seed);
         if records.is_empty() {
@@ -404,19 +436,32 @@ fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
         {
             check_cancel()?;
             let scores = ev.score(task, recs, chunk, &rec)?;
-            for (r, values) in recs.iter().zip(scores) {
-                for (metric, v) in values {
+            for (r, s) in recs.iter().zip(scores) {
+                for &(metric, v) in &s.values {
                     *sums.entry(metric).or_default() += v;
                     ctx.recorder
                         .example(&format!("{task}.{metric}"), &example_id(r), v);
                 }
+                let values: serde_json::Map<String, Value> = s
+                    .values
+                    .iter()
+                    .map(|(m, v)| (m.to_string(), json!(v)))
+                    .collect();
+                answers.push(json!({
+                    "type": task,
+                    "id": example_id(r),
+                    "question": r.question,
+                    "answer": r.answer,
+                    "predictions": s.predictions,
+                    "metrics": values,
+                }));
             }
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
         record_means(ctx.recorder, task, &sums, records.len());
     }
-    Ok(())
+    write_jsonl(&ctx.out_dir().join(ANSWERS), &answers)
 }
 
 fn record_means(
