@@ -238,6 +238,19 @@ impl<B: Backend> Evaluator<'_, B> {
     ) -> Result<Vec<Scored>> {
         let s = self.section;
         let sep = self.separator;
+        // The list labels (ranking order, history titles) as the answer text lists them.
+        let labels =
+            |r: &TaskRecord| -> Vec<String> { r.answer.split(sep).map(String::from).collect() };
+        type Values = Vec<(&'static str, f64)>;
+        let greedy =
+            |max_new: usize, f: &dyn Fn(&str, &TaskRecord) -> Values| -> Result<Vec<Scored>> {
+                let answers = self.answers(batch, rec, &self.options(max_new, Decoding::Greedy))?;
+                Ok(answers
+                    .iter()
+                    .zip(records)
+                    .map(|(a, r)| scored(a, f(&a[0], r)))
+                    .collect())
+            };
         Ok(match task {
             Task::Uid2Next => {
                 let beams = s.num_beams;
@@ -257,24 +270,9 @@ impl<B: Backend> Evaluator<'_, B> {
                     })
                     .collect()
             }
-            Task::UidIid2Rank => {
-                let answers = self.answers(
-                    batch,
-                    rec,
-                    &self.options(s.rank_max_new_tokens, Decoding::Greedy),
-                )?;
-                answers
-                    .iter()
-                    .zip(records)
-                    .map(|(a, r)| {
-                        let labels: Vec<String> = r.answer.split(sep).map(String::from).collect();
-                        scored(
-                            a,
-                            vec![("ndcg@5", metrics::ranking_ndcg(&a[0], &labels, sep))],
-                        )
-                    })
-                    .collect()
-            }
+            Task::UidIid2Rank => greedy(s.rank_max_new_tokens, &|pred, r| {
+                vec![("ndcg@5", metrics::ranking_ndcg(pred, &labels(r), sep))]
+            })?,
             Task::UidIid2Binary => self
                 .yes_no(batch, rec)?
                 .iter()
@@ -287,36 +285,12 @@ impl<B: Backend> Evaluator<'_, B> {
                     )
                 })
                 .collect(),
-            Task::Uid2Hist => {
-                let answers = self.answers(
-                    batch,
-                    rec,
-                    &self.options(s.hist_max_new_tokens, Decoding::Greedy),
-                )?;
-                answers
-                    .iter()
-                    .zip(records)
-                    .map(|(a, r)| {
-                        let answer: Vec<String> = r.answer.split(sep).map(String::from).collect();
-                        scored(
-                            a,
-                            vec![("hcr", metrics::history_coverage(&a[0], &answer, sep))],
-                        )
-                    })
-                    .collect()
-            }
-            Task::Iid2Title => {
-                let answers = self.answers(
-                    batch,
-                    rec,
-                    &self.options(s.title_max_new_tokens, Decoding::Greedy),
-                )?;
-                answers
-                    .iter()
-                    .zip(records)
-                    .map(|(a, r)| scored(a, vec![("acc", metrics::exact_match(&a[0], &r.answer))]))
-                    .collect()
-            }
+            Task::Uid2Hist => greedy(s.hist_max_new_tokens, &|pred, r| {
+                vec![("hcr", metrics::history_coverage(pred, &labels(r), sep))]
+            })?,
+            Task::Iid2Title => greedy(s.title_max_new_tokens, &|pred, r| {
+                vec![("acc", metrics::exact_match(pred, &r.answer))]
+            })?,
             other => unreachable!("{other} has no alignment metric"),
         })
     }
