@@ -115,6 +115,12 @@ pub fn request_cancel() {
     CANCELLED.store(true, Ordering::SeqCst);
 }
 
+/// Clears an earlier cancel request, for a process that goes on after handling one (a library
+/// caller, or a test that interrupts a stage on purpose).
+pub fn clear_cancel() {
+    CANCELLED.store(false, Ordering::SeqCst);
+}
+
 /// Whether Ctrl-C was pressed.
 pub fn cancel_requested() -> bool {
     CANCELLED.load(Ordering::SeqCst)

@@ -8,27 +8,27 @@
 //! - `connectors.safetensors`: the user and item connectors (intention and hybrid modes);
 //! - `aligned.json`: [`AlignedInfo`], what the evaluation stage needs to rebuild the inputs.
 //!
-//! Validation loss, perplexity and next-token accuracy are measured after every epoch and the
-//! best epoch by validation loss is kept (the paper's `--load_best_model`).
+//! Validation loss, perplexity and next-token accuracy (overall and per task) are measured
+//! after every epoch and the best epoch by validation loss is kept (the paper's
+//! `--load_best_model`); [`fit`] checkpoints every epoch so an interrupted run resumes.
 
 pub mod aligned;
 pub mod base;
+pub mod fit;
 pub mod samples;
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use aligned::{AlignedModel, Connector, RecFeatures};
 pub use base::{Base, load_base};
+pub use fit::FitSettings;
 pub use samples::{Sample, SampleBuilder};
 
 use crate::alignment::Mode;
@@ -37,9 +37,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::llm::chat::ChatTemplate;
 use crate::llm::lora::{LoraConfig, attach_lora, count_params, merge_lora};
 use crate::llm::{BackendTask, DeviceChoice, save_hf};
-use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
+use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::recommender::TrainedRecommender;
-use crate::recommender::train::{adamw, clip_global_norm};
+use crate::recommender::train::seeded_init;
 use crate::spec::{RawSpec, SeedSetting, Validate, Validator};
 
 /// Sub-folder holding the aligned LLM.
@@ -347,12 +347,14 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
             }
         }
     }
-    B::seed(device, seed);
     let (user_connector, item_connector) = if mode.uses_tokens() {
-        (
-            Some(Connector::new(train_rec.dim, hidden, device)),
-            Some(Connector::new(train_rec.dim, hidden, device)),
-        )
+        let dim = train_rec.dim;
+        seeded_init::<B, _>(device, seed, |d| {
+            (
+                Some(Connector::new(dim, hidden, d)),
+                Some(Connector::new(dim, hidden, d)),
+            )
+        })
     } else {
         (None, None)
     };
@@ -370,7 +372,7 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
         valid_samples.len()
     );
 
-    let loop_settings = LoopSettings {
+    let fit_settings = FitSettings {
         epochs: if mode == Mode::None {
             0
         } else {
@@ -378,15 +380,23 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
         },
         section,
         seed,
+        key: crate::hash::hash_json(&json!({
+            "section": section,
+            "seed": seed,
+            "train": train_samples.len(),
+            "valid": valid_samples.len(),
+        })),
+        checkpoints: out.join("checkpoints"),
     };
-    let (best, best_epoch) = run_epochs(
+    let (best, best_epoch) = fit::fit(
         model,
         &train_samples,
         &train_rec.features(),
         &valid_samples,
         &valid_rec.features(),
-        &loop_settings,
-        ctx,
+        &fit_settings,
+        ctx.recorder,
+        ctx.progress,
     )?;
 
     let spinner = ctx.progress.spinner("saving the aligned model");
@@ -412,116 +422,6 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     spinner.finish_and_clear();
     ctx.recorder.scalar("best_epoch", best_epoch as f64);
     Ok(())
-}
-
-struct LoopSettings<'a> {
-    epochs: usize,
-    section: &'a TrainSection,
-    seed: u64,
-}
-
-/// Mean loss, perplexity and next-token accuracy over `samples` (inference mode).
-fn validate<B: Backend>(
-    model: &AlignedModel<B>,
-    samples: &[Sample],
-    features: &RecFeatures<'_>,
-    micro: usize,
-) -> Result<(f64, f64)> {
-    let (mut loss_sum, mut tokens, mut correct) = (0.0, 0usize, 0usize);
-    for chunk in samples.chunks(micro) {
-        check_cancel()?;
-        let refs: Vec<&Sample> = chunk.iter().collect();
-        let out = model.loss(&refs, features);
-        loss_sum += out.loss.into_scalar().elem::<f64>() * out.tokens as f64;
-        tokens += out.tokens;
-        correct += out.correct;
-    }
-    let tokens = tokens.max(1) as f64;
-    Ok((loss_sum / tokens, correct as f64 / tokens))
-}
-
-fn record_validation(rec: &mut dyn Recorder, epoch: usize, loss: f64, acc: f64) {
-    let step = epoch as u64;
-    rec.series("valid_loss", step, loss);
-    rec.series("valid_ppl", step, loss.exp());
-    rec.series("valid_acc", step, acc);
-}
-
-/// The epochs of AdamW with warmup and linear decay, global-norm clipping and gradient
-/// accumulation; returns the inference copy of the best epoch's model and that epoch.
-fn run_epochs<B: AutodiffBackend>(
-    mut model: AlignedModel<B>,
-    train: &[Sample],
-    train_features: &RecFeatures<'_>,
-    valid: &[Sample],
-    valid_features: &RecFeatures<'_>,
-    s: &LoopSettings<'_>,
-    ctx: &mut StageContext<'_>,
-) -> Result<(AlignedModel<B::InnerBackend>, usize)> {
-    let section = s.section;
-    let micro = section.micro_batch_size;
-    let steps_per_epoch = train.len().div_ceil(section.batch_size);
-    let total = steps_per_epoch * s.epochs;
-    let warmup = (section.warmup_ratio * total as f64).ceil() as usize;
-    let mut optim = adamw::<B, AlignedModel<B>>();
-    let (loss, acc) = validate(&model.valid(), valid, valid_features, micro)?;
-    record_validation(ctx.recorder, 0, loss, acc);
-    let mut best = (loss, model.valid(), 0);
-    let bar = ctx.progress.bar(total as u64, "alignment training");
-    let mut step = 0;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    for epoch in 1..=s.epochs {
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-            s.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9),
-        ));
-        let mut epoch_loss = 0.0;
-        for batch in order.chunks(section.batch_size) {
-            check_cancel()?;
-            let lr = linear_schedule(step, warmup, total, section.lr);
-            let batch_tokens: usize = batch.iter().map(|&i| trained_tokens(&train[i])).sum();
-            let mut acc = GradientsAccumulator::new();
-            let mut batch_loss = 0.0;
-            for part in batch.chunks(micro) {
-                let refs: Vec<&Sample> = part.iter().map(|&i| &train[i]).collect();
-                let out = model.loss(&refs, train_features);
-                let share = out.tokens as f64 / batch_tokens.max(1) as f64;
-                let loss = out.loss.mul_scalar(share);
-                batch_loss += loss.clone().into_scalar().elem::<f64>();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                acc.accumulate(&model, grads);
-            }
-            let mut grads = acc.grads();
-            clip_global_norm::<B, _>(&model, &mut grads, section.max_grad_norm);
-            model = optim.step(lr, model, grads);
-            ctx.recorder.series("train_loss", step as u64, batch_loss);
-            ctx.recorder.series("lr", step as u64, lr);
-            epoch_loss += batch_loss;
-            step += 1;
-            bar.inc(1);
-        }
-        let (loss, acc) = validate(&model.valid(), valid, valid_features, micro)?;
-        record_validation(ctx.recorder, epoch, loss, acc);
-        ctx.recorder.series(
-            "epoch_train_loss",
-            epoch as u64,
-            epoch_loss / steps_per_epoch as f64,
-        );
-        tracing::info!(
-            "alignment epoch {epoch}: valid loss {loss:.4}, ppl {:.2}, acc {acc:.4}",
-            loss.exp()
-        );
-        if loss < best.0 {
-            best = (loss, model.valid(), epoch);
-        }
-    }
-    bar.finish_and_clear();
-    ctx.recorder.scalar("valid_loss", best.0);
-    ctx.recorder.scalar("valid_ppl", best.0.exp());
-    Ok((best.1, best.2))
-}
-
-fn trained_tokens(s: &Sample) -> usize {
-    s.loss_mask.iter().skip(1).filter(|&&m| m).count()
 }
 
 #[cfg(test)]

@@ -1,0 +1,338 @@
+//! The alignment training loop: AdamW with HF's linear warmup and decay, global-norm clipping,
+//! token-weighted gradient accumulation, validation after every epoch (overall and per task, as
+//! the original's per-type eval sets), and a checkpoint after every epoch.
+//!
+//! Resuming: the stage's `checkpoints/` folder survives an interrupted attempt. It holds the
+//! last finished epoch's model and optimizer (`model-<e>.bin`, `optim-<e>.bin`), the best epoch's inference weights and `state.json` (the
+//! epoch reached and every measurement so far, replayed into the recorder on resume). Each step
+//! reseeds the backend RNG (LoRA dropout) from (seed, epoch, step) and each epoch's shuffle comes
+//! from (seed, epoch), so a resumed run continues exactly as the uninterrupted one would.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder as _};
+use burn::tensor::ElementConversion;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::aligned::{AlignedModel, RecFeatures};
+use super::samples::Sample;
+use super::{TrainSection, linear_schedule};
+use crate::error::{Error, IoContext, Result};
+use crate::pipeline::{Progress, Recorder, check_cancel};
+use crate::recommender::train::{BACKEND_RNG, adamw, clip_global_norm};
+
+type FileRec = BinFileRecorder<FullPrecisionSettings>;
+
+/// What the loop needs besides the model and the samples.
+pub struct FitSettings<'a> {
+    /// 0 = no training (the unaligned baseline): only the base model is validated.
+    pub epochs: usize,
+    pub section: &'a TrainSection,
+    pub seed: u64,
+    /// Identifies the training setup; a checkpoint with another key is ignored.
+    pub key: String,
+    pub checkpoints: PathBuf,
+}
+
+/// Validation after one epoch (epoch 0 = before training).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EpochRecord {
+    epoch: usize,
+    loss: f64,
+    acc: f64,
+    /// Per task: (loss, next-token accuracy).
+    tasks: BTreeMap<String, (f64, f64)>,
+    /// Mean training loss of the epoch's steps (none for epoch 0).
+    train_loss: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct FitState {
+    key: String,
+    epoch: usize,
+    step: usize,
+    best_epoch: usize,
+    best_loss: f64,
+    epochs: Vec<EpochRecord>,
+    /// (step, loss, lr) of every optimizer step so far.
+    steps: Vec<(usize, f64, f64)>,
+}
+
+/// Token-weighted loss and accuracy accumulated over batches.
+#[derive(Default, Clone, Copy)]
+struct Sums {
+    loss: f64,
+    tokens: usize,
+    correct: usize,
+}
+
+impl Sums {
+    fn add(&mut self, loss: f64, tokens: usize, correct: usize) {
+        self.loss += loss * tokens as f64;
+        self.tokens += tokens;
+        self.correct += correct;
+    }
+
+    fn means(self) -> (f64, f64) {
+        let n = self.tokens.max(1) as f64;
+        (self.loss / n, self.correct as f64 / n)
+    }
+}
+
+/// Validation loss and accuracy over `samples` (inference mode), overall and per task. Batches
+/// hold samples of one task, so per-task sums need no second pass.
+fn validate<B: Backend>(
+    model: &AlignedModel<B>,
+    samples: &[Sample],
+    features: &RecFeatures<'_>,
+    micro: usize,
+    epoch: usize,
+) -> Result<EpochRecord> {
+    let mut by_task: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
+    for s in samples {
+        by_task.entry(s.task).or_default().push(s);
+    }
+    let mut all = Sums::default();
+    let mut tasks = BTreeMap::new();
+    for (task, group) in by_task {
+        let mut sums = Sums::default();
+        for chunk in group.chunks(micro) {
+            check_cancel()?;
+            let out = model.loss(chunk, features);
+            let loss = out.loss.into_scalar().elem::<f64>();
+            sums.add(loss, out.tokens, out.correct);
+            all.add(loss, out.tokens, out.correct);
+        }
+        tasks.insert(task.to_string(), sums.means());
+    }
+    let (loss, acc) = all.means();
+    Ok(EpochRecord {
+        epoch,
+        loss,
+        acc,
+        tasks,
+        train_loss: None,
+    })
+}
+
+fn record_epoch(rec: &mut dyn Recorder, r: &EpochRecord) {
+    let step = r.epoch as u64;
+    rec.series("valid_loss", step, r.loss);
+    rec.series("valid_ppl", step, r.loss.exp());
+    rec.series("valid_acc", step, r.acc);
+    for (task, (loss, acc)) in &r.tasks {
+        rec.series(&format!("valid_loss.{task}"), step, *loss);
+        rec.series(&format!("valid_acc.{task}"), step, *acc);
+    }
+    if let Some(l) = r.train_loss {
+        rec.series("epoch_train_loss", step, l);
+    }
+}
+
+fn trained_tokens(s: &Sample) -> usize {
+    s.loss_mask.iter().skip(1).filter(|&&m| m).count()
+}
+
+fn mix(seed: u64, epoch: usize, step: usize) -> u64 {
+    let mut z = seed
+        ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (step as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^ (z >> 31)
+}
+
+/// Trains for `s.epochs` (resuming from a checkpoint when one matches) and returns the best
+/// epoch's inference model with that epoch (0 = the model before training).
+pub fn fit<B: AutodiffBackend>(
+    model: AlignedModel<B>,
+    train: &[Sample],
+    train_features: &RecFeatures<'_>,
+    valid: &[Sample],
+    valid_features: &RecFeatures<'_>,
+    s: &FitSettings<'_>,
+    recorder: &mut dyn Recorder,
+    progress: &Progress,
+) -> Result<(AlignedModel<B::InnerBackend>, usize)> {
+    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let section = s.section;
+    let micro = section.micro_batch_size;
+    let dir = &s.checkpoints;
+    std::fs::create_dir_all(dir).at(dir)?;
+    let device = model.llm.device();
+    let rec = FileRec::new();
+    let mut optim = adamw::<B, AlignedModel<B>>();
+    let mut model = model;
+    let mut state = match read_state(dir, &s.key)? {
+        Some(state) => {
+            let path = dir.join(format!("model-{}.bin", state.epoch));
+            model = model
+                .load_file(&path, &rec, &device)
+                .map_err(|e| Error::model_file(&path, e.to_string()))?;
+            let path = dir.join(format!("optim-{}.bin", state.epoch));
+            let record = rec
+                .load(path.clone(), &device)
+                .map_err(|e| Error::model_file(&path, e.to_string()))?;
+            optim = optim.load_record(record);
+            progress.println(format!(
+                "resuming alignment training after epoch {}",
+                state.epoch
+            ));
+            state
+        }
+        None => {
+            let first = validate(&model.valid(), valid, valid_features, micro, 0)?;
+            save_atomic(&model.valid(), dir, "best", &rec)?;
+            FitState {
+                key: s.key.clone(),
+                epoch: 0,
+                step: 0,
+                best_epoch: 0,
+                best_loss: first.loss,
+                epochs: vec![first],
+                steps: Vec::new(),
+            }
+        }
+    };
+    for r in &state.epochs {
+        record_epoch(recorder, r);
+    }
+    for &(step, loss, lr) in &state.steps {
+        recorder.series("train_loss", step as u64, loss);
+        recorder.series("lr", step as u64, lr);
+    }
+
+    let steps_per_epoch = train.len().div_ceil(section.batch_size);
+    let total = steps_per_epoch * s.epochs;
+    let warmup = (section.warmup_ratio * total as f64).ceil() as usize;
+    let bar = progress.bar(total as u64, "alignment training");
+    bar.set_position(state.step as u64);
+    while state.epoch < s.epochs {
+        let epoch = state.epoch + 1;
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(s.seed, epoch, 0)));
+        let mut epoch_loss = 0.0;
+        for (k, batch) in order.chunks(section.batch_size).enumerate() {
+            check_cancel()?;
+            B::seed(&device, mix(s.seed, epoch, k + 1));
+            let lr = linear_schedule(state.step, warmup, total, section.lr);
+            let batch_tokens: usize = batch.iter().map(|&i| trained_tokens(&train[i])).sum();
+            let mut acc = GradientsAccumulator::new();
+            let mut batch_loss = 0.0;
+            for part in batch.chunks(micro) {
+                let refs: Vec<&Sample> = part.iter().map(|&i| &train[i]).collect();
+                let out = model.loss(&refs, train_features);
+                let share = out.tokens as f64 / batch_tokens.max(1) as f64;
+                let loss = out.loss.mul_scalar(share);
+                batch_loss += loss.clone().into_scalar().elem::<f64>();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                acc.accumulate(&model, grads);
+            }
+            let mut grads = acc.grads();
+            clip_global_norm::<B, _>(&model, &mut grads, section.max_grad_norm);
+            model = optim.step(lr, model, grads);
+            recorder.series("train_loss", state.step as u64, batch_loss);
+            recorder.series("lr", state.step as u64, lr);
+            state.steps.push((state.step, batch_loss, lr));
+            epoch_loss += batch_loss;
+            state.step += 1;
+            bar.inc(1);
+        }
+        let mut r = validate(&model.valid(), valid, valid_features, micro, epoch)?;
+        r.train_loss = Some(epoch_loss / steps_per_epoch.max(1) as f64);
+        record_epoch(recorder, &r);
+        tracing::info!(
+            "alignment epoch {epoch}: valid loss {:.4}, ppl {:.2}, acc {:.4}",
+            r.loss,
+            r.loss.exp(),
+            r.acc
+        );
+        // Without validation records the last epoch counts as the best.
+        if valid.is_empty() || r.loss < state.best_loss {
+            state.best_loss = r.loss;
+            state.best_epoch = epoch;
+            save_atomic(&model.valid(), dir, "best", &rec)?;
+        }
+        state.epochs.push(r);
+        state.epoch = epoch;
+        write_checkpoint(dir, &state, &model, &optim, &rec)?;
+    }
+    bar.finish_and_clear();
+    recorder.scalar("valid_loss", state.best_loss);
+    recorder.scalar("valid_ppl", state.best_loss.exp());
+    let path = dir.join("best.bin");
+    let best = model
+        .valid()
+        .load_file(&path, &rec, &device)
+        .map_err(|e| Error::model_file(&path, e.to_string()))?;
+    Ok((best, state.best_epoch))
+}
+
+/// Saves `module` as `dir/<name>.bin` through a temporary file and a rename.
+fn save_atomic<B: Backend, M: Module<B>>(
+    module: &M,
+    dir: &Path,
+    name: &str,
+    rec: &FileRec,
+) -> Result<()> {
+    let tmp = dir.join(format!("{name}-tmp"));
+    module
+        .clone()
+        .save_file(&tmp, rec)
+        .map_err(|e| Error::model_file(&tmp, e.to_string()))?;
+    let (from, to) = (tmp.with_extension("bin"), dir.join(format!("{name}.bin")));
+    std::fs::rename(&from, &to).at(&to)
+}
+
+fn state_path(dir: &Path) -> PathBuf {
+    dir.join("state.json")
+}
+
+fn read_state(dir: &Path, key: &str) -> Result<Option<FitState>> {
+    let path = state_path(dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).at(&path)?;
+    let state: FitState =
+        serde_json::from_str(&text).map_err(|e| Error::model_file(&path, e.to_string()))?;
+    Ok((state.key == key).then_some(state))
+}
+
+/// Model and optimizer of the finished epoch, then the state file that points at them.
+fn write_checkpoint<B: AutodiffBackend, O: Optimizer<AlignedModel<B>, B>>(
+    dir: &Path,
+    state: &FitState,
+    model: &AlignedModel<B>,
+    optim: &O,
+    rec: &FileRec,
+) -> Result<()> {
+    let epoch = state.epoch;
+    save_atomic(model, dir, &format!("model-{epoch}"), rec)?;
+    let tmp = dir.join("optim-tmp");
+    rec.record(optim.to_record(), tmp.clone())
+        .map_err(|e| Error::model_file(&tmp, e.to_string()))?;
+    let to = dir.join(format!("optim-{epoch}.bin"));
+    std::fs::rename(tmp.with_extension("bin"), &to).at(&to)?;
+    let tmp = dir.join("state.json.tmp");
+    let text = serde_json::to_string_pretty(state).expect("state serialises");
+    std::fs::write(&tmp, text).at(&tmp)?;
+    std::fs::rename(&tmp, state_path(dir)).at(state_path(dir))?;
+    // Only now is the previous epoch's pair unreferenced.
+    for name in [
+        format!("model-{}.bin", epoch - 1),
+        format!("optim-{}.bin", epoch - 1),
+    ] {
+        let old = dir.join(name);
+        if old.exists() {
+            std::fs::remove_file(&old).at(&old)?;
+        }
+    }
+    Ok(())
+}
