@@ -9,6 +9,7 @@ pub mod alignment;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod explain;
 pub mod llm;
 pub mod pipeline;
 pub mod recommender;

@@ -23,6 +23,7 @@ crate::spec_enum! {
         AlignmentData = "alignment-data",
         Train = "train",
         Eval = "eval",
+        Explain = "explain",
     }
 }
 
@@ -34,6 +35,7 @@ pub fn registry() -> Vec<Box<dyn Stage>> {
         Box::new(crate::alignment::AlignmentDataStage),
         Box::new(crate::train::TrainStage),
         Box::new(crate::eval::EvalStage),
+        Box::new(crate::explain::ExplainStage),
     ]
 }
 

@@ -77,6 +77,21 @@ fn modes_sweep_becomes_the_papers_table_1() {
         "five beams"
     );
 
+    // Each run explains its own mode's prompts (the baseline answers the behaviour form).
+    for entry in std::fs::read_dir(store.join("artifacts/explain")).unwrap() {
+        let text =
+            std::fs::read_to_string(entry.unwrap().path().join("explanations.jsonl")).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 4);
+        assert!(
+            rows.iter()
+                .all(|r| r["label"] == "Yes" || r["label"] == "No")
+        );
+    }
+
     let reports = dir.path().join("reports");
     let out = recx(&store)
         .args(["report", "--paper", "--sweep"])

@@ -172,7 +172,7 @@ impl<B: Backend> Evaluator<'_, B> {
             .collect()
     }
 
-    fn options(&self, max_new_tokens: usize, decoding: Decoding) -> GenerateOptions {
+    pub fn options(&self, max_new_tokens: usize, decoding: Decoding) -> GenerateOptions {
         GenerateOptions {
             max_new_tokens,
             min_new_tokens: 1,
@@ -183,7 +183,7 @@ impl<B: Backend> Evaluator<'_, B> {
     }
 
     /// Generated answers for a batch: one list per prompt (several for beam search).
-    fn answers(
+    pub fn answers(
         &self,
         batch: &[Sample],
         rec: &RecInputs,
@@ -377,7 +377,14 @@ fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
             .filter(|r| r.uid.is_some())
             .collect();
         let rec = if info.rec_dim > 0 {
-            RecInputs::load::<B>(&rec_dir, &with_user, device)?
+            RecInputs::load::<B>(
+                &rec_dir,
+                &with_user
+                    .iter()
+                    .map(|r| crate::train::samples::query(r))
+                    .collect::<Vec<_>>(),
+                device,
+            )?
         } else {
             RecInputs {
                 users: vec![],

@@ -1,6 +1,6 @@
 //! Spec sections that no stage module owns yet, plus `[experiment]`, `[report]` and `[sweep]`.
 //!
-//! Sections for stages still to come (`explain`, `judge`, `discriminator`)
+//! Sections for stages still to come (`judge`, `discriminator`)
 //! start with the settings the paper fixes; they move into their stage module when it lands.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use super::{Validate, Validator};
 
 pub use crate::alignment::AlignmentSection;
 pub use crate::eval::EvalSection;
+pub use crate::explain::ExplainSection;
 pub use crate::llm::LlmSection;
 pub use crate::train::TrainSection;
 
@@ -62,37 +63,6 @@ impl Validate for ExperimentSection {
         v.check(sorted.len() == self.seeds.len(), "seeds", || {
             "seeds repeat".into()
         });
-    }
-}
-
-/// `[explain]`: explanation generation (paper §3.7, §5.2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ExplainSection {
-    pub valid_records: usize,
-    pub train_records: usize,
-    pub min_new_tokens: usize,
-    pub max_new_tokens: usize,
-}
-
-impl Default for ExplainSection {
-    fn default() -> Self {
-        ExplainSection {
-            valid_records: 500,
-            train_records: 2000,
-            min_new_tokens: 150,
-            max_new_tokens: 500,
-        }
-    }
-}
-
-impl Validate for ExplainSection {
-    fn validate(&self, v: &mut Validator) {
-        v.check(
-            self.min_new_tokens <= self.max_new_tokens,
-            "min_new_tokens",
-            || "must not exceed max_new_tokens".into(),
-        );
     }
 }
 

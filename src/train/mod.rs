@@ -38,8 +38,8 @@ use crate::llm::chat::ChatTemplate;
 use crate::llm::lora::{LoraConfig, attach_lora, count_params, merge_lora};
 use crate::llm::{BackendTask, DeviceChoice, save_hf};
 use crate::pipeline::{Stage, StageContext, StageKind};
-use crate::recommender::TrainedRecommender;
 use crate::recommender::train::seeded_init;
+use crate::recommender::{Query, TrainedRecommender};
 use crate::spec::{RawSpec, SeedSetting, Validate, Validator};
 
 /// Sub-folder holding the aligned LLM.
@@ -220,10 +220,10 @@ impl RecInputs {
         }
     }
 
-    /// Loads the frozen recommender and embeds the user states of `user_records`.
+    /// Loads the frozen recommender and embeds the user states `users`.
     pub fn load<B: Backend>(
         rec_dir: &Path,
-        user_records: &[&TaskRecord],
+        users: &[Query<'_>],
         device: &B::Device,
     ) -> Result<RecInputs> {
         let rec = TrainedRecommender::<B>::load(rec_dir, device)?;
@@ -234,9 +234,13 @@ impl RecInputs {
             .iter::<f32>()
             .map(|v| v.elem::<f32>())
             .collect();
-        let users = samples::user_features(&rec, user_records, device);
+        let users = samples::user_features(&rec, users, device);
         Ok(RecInputs { users, items, dim })
     }
+}
+
+fn queries<'a>(records: &[&'a TaskRecord]) -> Vec<Query<'a>> {
+    records.iter().map(|r| samples::query(r)).collect()
 }
 
 /// Tokenizes records; task records with a user get consecutive user-feature rows, returned
@@ -318,8 +322,8 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     }
     let (train_rec, valid_rec) = if mode.uses_tokens() {
         (
-            RecInputs::load::<B::InnerBackend>(&rec_dir, &train_users, device)?,
-            RecInputs::load::<B::InnerBackend>(&rec_dir, &valid_users, device)?,
+            RecInputs::load::<B::InnerBackend>(&rec_dir, &queries(&train_users), device)?,
+            RecInputs::load::<B::InnerBackend>(&rec_dir, &queries(&valid_users), device)?,
         )
     } else {
         let empty = || RecInputs {

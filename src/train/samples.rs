@@ -102,9 +102,27 @@ impl SampleBuilder<'_> {
         index: usize,
         user_row: Option<usize>,
     ) -> Result<Sample> {
-        let ids = self.template.prompt_ids(self.tokenizer, &record.question)?;
+        self.prompt_for(
+            record.task.as_str(),
+            &record.question,
+            &record.item_tokens,
+            index,
+            user_row,
+        )
+    }
+
+    /// The inference prompt of any question whose `<item>` tokens stand for `item_ids`.
+    pub fn prompt_for(
+        &self,
+        task: &'static str,
+        question: &str,
+        item_ids: &[u32],
+        index: usize,
+        user_row: Option<usize>,
+    ) -> Result<Sample> {
+        let ids = self.template.prompt_ids(self.tokenizer, question)?;
         let mut s = Sample {
-            task: record.task.as_str(),
+            task,
             record: index,
             loss_mask: vec![false; ids.len()],
             ids,
@@ -112,11 +130,7 @@ impl SampleBuilder<'_> {
             user_row,
             item_tokens: Vec::new(),
         };
-        self.locate_placeholders(
-            &mut s,
-            &record.item_tokens,
-            format!("{} record {index}", record.task),
-        )?;
+        self.locate_placeholders(&mut s, item_ids, format!("{task} record {index}"))?;
         Ok(s)
     }
 
@@ -158,29 +172,30 @@ pub fn has_user(record: &TaskRecord) -> bool {
     record.uid.is_some()
 }
 
-/// The frozen recommender's user vectors for `records` (row `k` = `records[k]`), computed in
-/// batches of 256: SASRec encodes each record's history, MF looks the user up. `[n · d]`.
+/// The frozen recommender's user vectors for `users` (row `k` = `users[k]`), computed in
+/// batches of 256: SASRec encodes each history, MF looks the user up. `[n · d]`.
 ///
 /// The original runs SASRec with dropout on while training the LLM (spec §9 quirk 4); we use
 /// the deterministic inference-mode vectors, so the same record always gets the same vector.
 pub fn user_features<B: Backend>(
     rec: &TrainedRecommender<B>,
-    records: &[&TaskRecord],
+    users: &[Query<'_>],
     device: &B::Device,
 ) -> Vec<f32> {
     let mut out = Vec::new();
-    for chunk in records.chunks(256) {
-        let queries: Vec<Query<'_>> = chunk
-            .iter()
-            .map(|r| Query {
-                uid: r.uid.unwrap_or(0),
-                history: &r.history,
-            })
-            .collect();
-        let t: Tensor<B, 2> = rec.user_embeddings(&queries, device);
+    for chunk in users.chunks(256) {
+        let t: Tensor<B, 2> = rec.user_embeddings(chunk, device);
         out.extend(t.into_data().iter::<f32>().map(|v| v.elem::<f32>()));
     }
     out
+}
+
+/// The recommender query behind a task record's user state.
+pub fn query(record: &TaskRecord) -> Query<'_> {
+    Query {
+        uid: record.uid.unwrap_or(0),
+        history: &record.history,
+    }
 }
 
 #[cfg(test)]
