@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod explain;
+pub mod judge;
 pub mod llm;
 pub mod pipeline;
 pub mod recommender;

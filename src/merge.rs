@@ -117,9 +117,13 @@ pub fn merge_into(target: &Store, source: &Store) -> Result<MergeReport> {
         }
     }
 
-    for (k, v) in &dump["experiments"] {
-        if target.raw_get("experiments", k)?.is_none() {
-            target.raw_put("experiments", k, v)?;
+    // Experiments and cached model answers: first writer wins (answers to the same request
+    // are interchangeable samples).
+    for tree in ["experiments", "responses"] {
+        for (k, v) in &dump[tree] {
+            if target.raw_get(tree, k)?.is_none() {
+                target.raw_put(tree, k, v)?;
+            }
         }
     }
     target.flush()?;

@@ -24,6 +24,7 @@ crate::spec_enum! {
         Train = "train",
         Eval = "eval",
         Explain = "explain",
+        Judge = "judge",
     }
 }
 
@@ -36,6 +37,7 @@ pub fn registry() -> Vec<Box<dyn Stage>> {
         Box::new(crate::train::TrainStage),
         Box::new(crate::eval::EvalStage),
         Box::new(crate::explain::ExplainStage),
+        Box::new(crate::judge::JudgeStage),
     ]
 }
 
@@ -108,6 +110,13 @@ impl Recorder for Measurements {
             .or_default()
             .push((example_id.to_string(), value));
     }
+}
+
+/// Answers of external models kept across runs (the store's `responses` tree), so a stage that
+/// pays for API calls never asks the same request twice.
+pub trait ResponseCache: Send + Sync {
+    fn get(&self, key: &str) -> Result<Option<String>>;
+    fn put(&self, key: &str, text: &str) -> Result<()>;
 }
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -204,6 +213,8 @@ pub struct StageContext<'a> {
     pub(crate) inputs: BTreeMap<StageKind, PathBuf>,
     pub recorder: &'a mut dyn Recorder,
     pub progress: &'a Progress,
+    /// The store's response cache; `None` when a stage runs outside the runner.
+    pub cache: Option<&'a dyn ResponseCache>,
 }
 
 impl<'a> StageContext<'a> {
@@ -225,7 +236,14 @@ impl<'a> StageContext<'a> {
             inputs,
             recorder,
             progress,
+            cache: None,
         }
+    }
+
+    /// Gives the stage a response cache.
+    pub fn with_cache(mut self, cache: &'a dyn ResponseCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The folder to write outputs into. It is private to this attempt of the stage except for

@@ -296,7 +296,8 @@ fn execute_stage(
             inputs,
             &mut measured,
             progress,
-        );
+        )
+        .with_cache(store);
         stage.run(&mut ctx)?;
     }
     if cancel_requested() {

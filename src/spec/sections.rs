@@ -1,6 +1,6 @@
 //! Spec sections that no stage module owns yet, plus `[experiment]`, `[report]` and `[sweep]`.
 //!
-//! Sections for stages still to come (`judge`, `discriminator`)
+//! Sections for stages still to come (`discriminator`)
 //! start with the settings the paper fixes; they move into their stage module when it lands.
 
 use std::collections::BTreeMap;
@@ -12,6 +12,7 @@ use super::{Validate, Validator};
 pub use crate::alignment::AlignmentSection;
 pub use crate::eval::EvalSection;
 pub use crate::explain::ExplainSection;
+pub use crate::judge::JudgeSection;
 pub use crate::llm::LlmSection;
 pub use crate::train::TrainSection;
 
@@ -62,47 +63,6 @@ impl Validate for ExperimentSection {
         sorted.dedup();
         v.check(sorted.len() == self.seeds.len(), "seeds", || {
             "seeds repeat".into()
-        });
-    }
-}
-
-/// `[judge]`: the LLM judge endpoint (paper §6.2). The API key is read from the environment
-/// variable named here and never stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JudgeSection {
-    pub model: String,
-    /// OpenAI-compatible base URL; empty = the OpenAI default.
-    pub base_url: String,
-    /// Name of the environment variable holding the API key.
-    pub api_key_env: String,
-    pub temperature: f64,
-    pub max_tokens: usize,
-}
-
-impl Default for JudgeSection {
-    fn default() -> Self {
-        JudgeSection {
-            model: "gpt-4".into(),
-            base_url: String::new(),
-            api_key_env: "OPENAI_API_KEY".into(),
-            temperature: 1.0,
-            max_tokens: 500,
-        }
-    }
-}
-
-impl Validate for JudgeSection {
-    fn validate(&self, v: &mut Validator) {
-        v.in_range("temperature", self.temperature, 0.0, 2.0);
-        let env_ok = !self.api_key_env.is_empty()
-            && self
-                .api_key_env
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        v.check(env_ok, "api_key_env", || {
-            "must be the NAME of an environment variable (the key itself never goes in a spec)"
-                .into()
         });
     }
 }

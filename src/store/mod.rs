@@ -41,6 +41,8 @@ pub struct Store {
     examples: sled::Tree,
     artifacts: sled::Tree,
     heartbeats: sled::Tree,
+    /// Answers of external models (the LLM judge), keyed by a hash of the full request.
+    responses: sled::Tree,
 }
 
 impl Store {
@@ -66,6 +68,7 @@ impl Store {
             examples: tree("examples")?,
             artifacts: tree("artifacts")?,
             heartbeats: tree("heartbeats")?,
+            responses: tree("responses")?,
             root: root.to_path_buf(),
             db,
         })
@@ -338,6 +341,17 @@ impl Store {
         Ok(tree.get(k).map_err(|e| self.err(e))?.map(|v| v.to_vec()))
     }
 
+    /// A cached external-model answer (see [`crate::pipeline::ResponseCache`]).
+    pub fn cached_response(&self, key: &str) -> Result<Option<String>> {
+        self.get(&self.responses, key)
+    }
+
+    /// Caches an external-model answer; flushed at once, so a paid answer survives a crash.
+    pub fn put_response(&self, key: &str, text: &str) -> Result<()> {
+        self.put(&self.responses, key, &text)?;
+        self.flush()
+    }
+
     /// Stores a raw value under `key` in tree `name`.
     pub fn raw_put(&self, name: &str, k: &[u8], v: &[u8]) -> Result<()> {
         let tree = self.tree_named(name)?;
@@ -345,7 +359,7 @@ impl Store {
         Ok(())
     }
 
-    fn named_trees(&self) -> [(&'static str, &sled::Tree); 9] {
+    fn named_trees(&self) -> [(&'static str, &sled::Tree); 10] {
         [
             ("experiments", &self.experiments),
             ("runs", &self.runs),
@@ -356,6 +370,7 @@ impl Store {
             ("examples", &self.examples),
             ("artifacts", &self.artifacts),
             ("heartbeats", &self.heartbeats),
+            ("responses", &self.responses),
         ]
     }
 
@@ -476,5 +491,15 @@ fn store_error(root: &Path, e: sled::Error) -> Error {
     Error::Store {
         path: root.to_path_buf(),
         reason: e.to_string(),
+    }
+}
+
+impl crate::pipeline::ResponseCache for Store {
+    fn get(&self, key: &str) -> Result<Option<String>> {
+        self.cached_response(key)
+    }
+
+    fn put(&self, key: &str, text: &str) -> Result<()> {
+        self.put_response(key, text)
     }
 }

@@ -1,0 +1,409 @@
+//! The LLM judge (spec §6.2–6.3): an OpenAI-compatible chat model rates each explanation on the
+//! paper's four levels, A (wrong decision) = 0 … D (satisfying explanation) = 3, and the stage
+//! reports the mean rating of the paper's Table 2.
+//!
+//! The endpoint is GPT-4 by default or any OpenAI-compatible server (`base_url`). The API key is
+//! read from the environment variable the spec names, only when a request is sent; it never
+//! reaches the spec, the store, the logs or the reports. Every answer is kept in the store's
+//! response cache under a hash of the whole request, so rerunning or resuming never pays twice.
+//! The stage runs only when the spec sets `judge.enabled = true`.
+
+use std::path::Path;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::alignment::record::{read_jsonl, write_jsonl};
+use crate::error::{Error, Result};
+use crate::explain::{EXPLANATIONS, Explanation};
+use crate::hash::hash_json;
+use crate::pipeline::{ResponseCache, Stage, StageContext, StageKind, check_cancel};
+use crate::spec::{RawSpec, Validate, Validator};
+
+/// The stage's output file: one rating per explanation.
+pub const RATINGS: &str = "ratings.jsonl";
+
+/// Changes whenever the prompt text below changes (part of the stage hash and the cache key).
+pub const PROMPT_VERSION: &str = "judge-prompt/v1";
+
+/// `[judge]`: the LLM judge endpoint (paper §6.2). The API key is read from the environment
+/// variable named here and never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JudgeSection {
+    /// Run the judge (it needs an endpoint and usually costs money).
+    pub enabled: bool,
+    pub model: String,
+    /// OpenAI-compatible base URL (e.g. `http://localhost:8000/v1`); empty = the OpenAI default.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: String,
+    pub temperature: f64,
+    pub max_tokens: usize,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Attempts per request beyond the first, with exponential back-off.
+    pub max_retries: usize,
+    /// Accept a `<score>x</score>` anywhere in the answer; the original (`strict`) accepts only
+    /// an answer that is exactly that tag and counts anything else as an error.
+    pub lenient: bool,
+}
+
+impl Default for JudgeSection {
+    fn default() -> Self {
+        JudgeSection {
+            enabled: false,
+            model: "gpt-4".into(),
+            base_url: String::new(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            temperature: 1.0,
+            max_tokens: 500,
+            concurrency: 4,
+            max_retries: 3,
+            lenient: false,
+        }
+    }
+}
+
+impl Validate for JudgeSection {
+    fn validate(&self, v: &mut Validator) {
+        v.in_range("temperature", self.temperature, 0.0, 2.0);
+        let env_ok = !self.api_key_env.is_empty()
+            && self
+                .api_key_env
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        v.check(env_ok, "api_key_env", || {
+            "must be the NAME of an environment variable (the key itself never goes in a spec)"
+                .into()
+        });
+        v.check(self.concurrency > 0, "concurrency", || {
+            "must be at least 1".into()
+        });
+        v.check(self.max_tokens > 0, "max_tokens", || {
+            "must be at least 1".into()
+        });
+        v.check(
+            self.base_url.is_empty() || self.base_url.starts_with("http"),
+            "base_url",
+            || format!("{:?} is not an http(s) URL", self.base_url),
+        );
+    }
+}
+
+/// The judge's instructions (our wording of the original's four-level rubric, spec §6.2).
+const RUBRIC: &str = "Please act as an impartial judge and evaluate the AI assistant's \
+recommendation decision and its explanation, based on the user's purchase history, the target \
+item and the ground-truth label. Assign exactly one of four levels:\n\
+A: Incorrect classification. The assistant's decision is wrong.\n\
+B: Correct classification, insufficient explanation. The explanation gives no, few or \
+irrelevant reasons, or contains made-up content.\n\
+C: Correct classification, acceptable explanation. The explanation is logically consistent \
+with the history and the target item, but has minor flaws: it is not persuasive or \
+informative enough.\n\
+D: Correct classification, satisfying explanation. The explanation summarises the patterns and \
+traits of the user's history and thoroughly analyses the consistency or inconsistency between \
+the user's preferences and the target item.\n\
+Be objective, and do not let the length of the answer influence your judgement. Give your \
+score in the form <score>label</score>, for example <score>C</score>.";
+
+/// The full judge prompt for one explanation.
+pub fn judge_prompt(e: &Explanation) -> String {
+    format!(
+        "{RUBRIC}\n\nKnown information:\nUser history: {}\nTarget item: {}\nLabel: {}\n\n\
+         Assistant's output: {}",
+        e.history_titles.join(", "),
+        e.target_title,
+        e.label,
+        e.explanation
+    )
+}
+
+/// The rating in a judge answer: strict = the whole answer (stripped, lowercased) is
+/// `<score>a</score>` … `<score>d</score>` (the original's rule); lenient = the last such tag
+/// anywhere. A = 0 … D = 3.
+pub fn parse_rating(answer: &str, lenient: bool) -> Option<u8> {
+    let text = answer.trim().to_lowercase();
+    let level = |tag: &str| match tag {
+        "a" => Some(0),
+        "b" => Some(1),
+        "c" => Some(2),
+        "d" => Some(3),
+        _ => None,
+    };
+    if !lenient {
+        return text
+            .strip_prefix("<score>")
+            .and_then(|t| t.strip_suffix("</score>"))
+            .and_then(|t| level(t.trim()));
+    }
+    text.rmatch_indices("<score>").find_map(|(i, _)| {
+        let rest = &text[i + "<score>".len()..];
+        let end = rest.find("</score>")?;
+        level(rest[..end].trim())
+    })
+}
+
+/// One rated explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    pub case: String,
+    pub label: String,
+    /// `None` when the answer holds no valid score (excluded from the mean, counted as error).
+    pub rating: Option<u8>,
+    pub answer: String,
+}
+
+/// The judge stage.
+pub struct JudgeStage;
+
+impl Stage for JudgeStage {
+    fn kind(&self) -> StageKind {
+        StageKind::Judge
+    }
+
+    fn deps(&self) -> &'static [StageKind] {
+        &[StageKind::Explain]
+    }
+
+    fn enabled(&self, spec: &RawSpec) -> bool {
+        spec.judge.enabled
+    }
+
+    fn fingerprint(&self, spec: &RawSpec, _spec_dir: &Path, _run_seed: u64) -> Result<Value> {
+        Ok(json!({ "section": spec.judge, "prompt": PROMPT_VERSION }))
+    }
+
+    fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
+        let section = ctx.spec.judge.clone();
+        let explanations: Vec<Explanation> =
+            read_jsonl(&ctx.input(StageKind::Explain).join(EXPLANATIONS))?;
+        let prompts: Vec<String> = explanations.iter().map(judge_prompt).collect();
+        let bar = ctx.progress.bar(prompts.len() as u64, "judge");
+        let answers = ask_all(&section, &prompts, ctx.cache, &|| bar.inc(1))?;
+        bar.finish_and_clear();
+
+        let mut ratings = Vec::with_capacity(answers.len());
+        let mut counts = [0usize; 4];
+        for (e, answer) in explanations.iter().zip(answers) {
+            let rating = parse_rating(&answer, section.lenient);
+            if let Some(r) = rating {
+                counts[r as usize] += 1;
+                ctx.recorder.example("rating", &e.case_id(), f64::from(r));
+            }
+            ratings.push(Rating {
+                case: e.case_id(),
+                label: e.label.clone(),
+                rating,
+                answer,
+            });
+        }
+        let rated: usize = counts.iter().sum();
+        let total: usize = counts.iter().enumerate().map(|(r, n)| r * n).sum();
+        ctx.recorder.scalar("rated", rated as f64);
+        ctx.recorder
+            .scalar("errors", (ratings.len() - rated) as f64);
+        if rated > 0 {
+            ctx.recorder
+                .scalar("rating_mean", total as f64 / rated as f64);
+        }
+        for (r, n) in counts.iter().enumerate() {
+            ctx.recorder.scalar(&format!("rating_count.{r}"), *n as f64);
+        }
+        tracing::info!(
+            "judge: {rated} of {} explanations rated, counts A..D {counts:?}",
+            ratings.len()
+        );
+        write_jsonl(&ctx.out_dir().join(RATINGS), &ratings)
+    }
+}
+
+/// The cache key of one request: everything that shapes the answer, never the API key.
+pub fn request_key(section: &JudgeSection, prompt: &str) -> String {
+    hash_json(&json!({
+        "model": section.model,
+        "base_url": section.base_url,
+        "temperature": section.temperature,
+        "max_tokens": section.max_tokens,
+        "prompt": prompt,
+    }))
+}
+
+/// Answers for every prompt, in order: cached ones from `cache`, the rest from the endpoint,
+/// `concurrency` at a time. Each new answer is cached as soon as it arrives.
+pub fn ask_all(
+    section: &JudgeSection,
+    prompts: &[String],
+    cache: Option<&dyn ResponseCache>,
+    tick: &dyn Fn(),
+) -> Result<Vec<String>> {
+    let keys: Vec<String> = prompts.iter().map(|p| request_key(section, p)).collect();
+    let mut answers: Vec<Option<String>> = Vec::with_capacity(prompts.len());
+    for key in &keys {
+        let hit = match cache {
+            Some(c) => c.get(key)?,
+            None => None,
+        };
+        if hit.is_some() {
+            tick();
+        }
+        answers.push(hit);
+    }
+    let missing: Vec<usize> = (0..prompts.len())
+        .filter(|&i| answers[i].is_none())
+        .collect();
+    if !missing.is_empty() {
+        let client = client(section)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("judge: cannot start the async runtime: {e}")))?;
+        for chunk in missing.chunks(section.concurrency) {
+            check_cancel()?;
+            let replies = runtime.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for &i in chunk {
+                    let (client, section, prompt) =
+                        (client.clone(), section.clone(), prompts[i].clone());
+                    set.spawn(async move { (i, ask(&client, &section, &prompt).await) });
+                }
+                let mut out = Vec::new();
+                while let Some(joined) = set.join_next().await {
+                    out.push(joined.map_err(|e| Error::Config(format!("judge task: {e}")))?);
+                }
+                Ok::<_, Error>(out)
+            })?;
+            for (i, reply) in replies {
+                let text = reply?;
+                if let Some(c) = cache {
+                    c.put(&keys[i], &text)?;
+                }
+                answers[i] = Some(text);
+                tick();
+            }
+        }
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| a.expect("every prompt answered"))
+        .collect())
+}
+
+/// The client for the section's endpoint, with the key from the environment.
+fn client(section: &JudgeSection) -> Result<Client<OpenAIConfig>> {
+    let key = std::env::var(&section.api_key_env).map_err(|_| {
+        Error::Config(format!(
+            "judge.api_key_env: the environment variable {} is not set; the judge needs the API \
+             key of {} there",
+            section.api_key_env,
+            if section.base_url.is_empty() {
+                "the OpenAI API"
+            } else {
+                &section.base_url
+            }
+        ))
+    })?;
+    let mut config = OpenAIConfig::new().with_api_key(key);
+    if !section.base_url.is_empty() {
+        config = config.with_api_base(section.base_url.trim_end_matches('/'));
+    }
+    Ok(Client::with_config(config))
+}
+
+/// One chat completion with retries; the answer's text.
+async fn ask(
+    client: &Client<OpenAIConfig>,
+    section: &JudgeSection,
+    prompt: &str,
+) -> Result<String> {
+    let request = CreateChatCompletionRequestArgs::default()
+        .model(section.model.clone())
+        .messages(vec![ChatCompletionRequestUserMessage::from(prompt).into()])
+        .temperature(section.temperature as f32)
+        .max_tokens(section.max_tokens as u32)
+        .build()
+        .map_err(|e| Error::Config(format!("judge request: {e}")))?;
+    let mut attempt = 0;
+    loop {
+        match client.chat().create(request.clone()).await {
+            Ok(response) => {
+                return Ok(response
+                    .choices
+                    .into_iter()
+                    .next()
+                    .and_then(|c| c.message.content)
+                    .unwrap_or_default());
+            }
+            Err(e) if attempt < section.max_retries => {
+                tracing::warn!("judge request failed (attempt {}): {e}", attempt + 1);
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "judge: {} at {} failed after {} attempts: {e}",
+                    section.model,
+                    if section.base_url.is_empty() {
+                        "the OpenAI API"
+                    } else {
+                        &section.base_url
+                    },
+                    attempt + 1
+                )));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_parsing_follows_the_original() {
+        assert_eq!(parse_rating("<score>D</score>", false), Some(3));
+        assert_eq!(parse_rating("  <SCORE>a</SCORE>\n", false), Some(0));
+        assert_eq!(parse_rating("The answer: <score>c</score>", false), None);
+        assert_eq!(parse_rating("<score>e</score>", false), None);
+        assert_eq!(parse_rating("The answer: <score>c</score>", true), Some(2));
+        assert_eq!(
+            parse_rating("<score>b</score> no, <score>d</score>", true),
+            Some(3)
+        );
+        assert_eq!(parse_rating("no tag", true), None);
+    }
+
+    #[test]
+    fn the_prompt_carries_the_case_and_the_cache_key_ignores_the_secret() {
+        let e = Explanation {
+            uid: 1,
+            iid: -1,
+            target: 5,
+            label: "Yes".into(),
+            score: 2.5,
+            history_titles: vec!["Halo".into(), "Zelda".into()],
+            target_title: "Portal".into(),
+            question: "q".into(),
+            explanation: "Yes, because …".into(),
+        };
+        let p = judge_prompt(&e);
+        assert!(p.contains("User history: Halo, Zelda\nTarget item: Portal\nLabel: Yes"));
+        assert!(p.ends_with("Assistant's output: Yes, because …"));
+        let s = JudgeSection::default();
+        let other_env = JudgeSection {
+            api_key_env: "OTHER_KEY".into(),
+            ..JudgeSection::default()
+        };
+        assert_eq!(request_key(&s, &p), request_key(&other_env, &p));
+        let hotter = JudgeSection {
+            temperature: 0.0,
+            ..JudgeSection::default()
+        };
+        assert_ne!(request_key(&s, &p), request_key(&hotter, &p));
+    }
+}

@@ -1,0 +1,194 @@
+//! The LLM judge against a loopback OpenAI-compatible server standing in for GPT-4: the whole
+//! pipeline runs to the judge, ratings follow the original's strict `<score>x</score>` rule,
+//! answers are cached in the store (a forced rerun sends no request), and the API key, which
+//! the server checks, appears nowhere under the store.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use recx::pipeline::registry;
+use recx::plan::Plan;
+use recx::spec::Spec;
+use recx::store::Store;
+
+const SECRET: &str = "sk-test-SECRET-4242";
+
+/// Serves chat completions: "Label: Yes" prompts get `<score>D</score>`, others an answer the
+/// strict rule rejects. Requests without the right bearer token get 401.
+fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let (mut length, mut authorized) = (0usize, false);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line.trim_end() == format!("authorization: Bearer {SECRET}")
+                || line.trim_end() == format!("Authorization: Bearer {SECRET}")
+            {
+                authorized = true;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        let (status, payload) = if !authorized {
+            (
+                "401 Unauthorized",
+                r#"{"error":{"message":"bad key","type":"auth"}}"#.to_string(),
+            )
+        } else {
+            requests.fetch_add(1, Ordering::SeqCst);
+            let answer = if body.contains("Label: Yes") {
+                "<score>D</score>"
+            } else {
+                "I would say <score>b</score>"
+            };
+            let reply = serde_json::json!({
+                "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": "judge",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": answer}}],
+                "usage": null
+            });
+            ("200 OK", reply.to_string())
+        };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            payload.len()
+        );
+    }
+}
+
+fn spec_text(port: u16) -> String {
+    format!(
+        r#"
+[experiment]
+name = "judge"
+seeds = [3]
+
+[data]
+source = "games-mini"
+
+[recommender]
+model = "sasrec"
+embedding_size = 16
+n_heads = 2
+inner_size = 32
+epochs = 1
+
+[alignment]
+mode = "behaviour"
+sharegpt_train = 0
+sharegpt_valid = 0
+
+[judge]
+enabled = true
+model = "judge"
+base_url = "http://127.0.0.1:{port}/v1"
+api_key_env = "RECX_TEST_JUDGE_KEY"
+{}"#,
+        include_str!("fixtures/tiny_llm.toml")
+    )
+}
+
+fn recx(store: &Path, spec: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_recx"));
+    c.arg("--quiet")
+        .arg("--store")
+        .arg(store)
+        .arg("run")
+        .arg(spec);
+    c
+}
+
+fn files_contain(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            files_contain(&path, needle)
+        } else {
+            std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        }
+    })
+}
+
+#[test]
+fn judge_rates_caches_and_keeps_the_key_secret() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || serve(listener, counter));
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("judge.toml");
+    std::fs::write(&spec, spec_text(port)).unwrap();
+    let store_dir = dir.path().join("results");
+
+    // Without the key the stage fails and names the variable.
+    let out = recx(&store_dir, &spec).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("RECX_TEST_JUDGE_KEY"), "{stderr}");
+
+    let out = recx(&store_dir, &spec)
+        .env("RECX_TEST_JUDGE_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        4,
+        "one request per explanation"
+    );
+
+    let plan = Plan::resolve(&Spec::load(&spec).unwrap(), &registry()).unwrap();
+    let run_id = plan.runs[0].run_id.clone();
+    let metrics = {
+        let store = Store::open(&store_dir).unwrap();
+        let run = store.get_run(&run_id).unwrap().unwrap();
+        store.run_metrics(&run).unwrap()
+    };
+    let yes = metrics.scalars["judge.rating_count.3"];
+    assert!(yes >= 1.0, "{:?}", metrics.scalars);
+    assert_eq!(
+        metrics.scalars["judge.rated"], yes,
+        "only the Yes cases parse strictly"
+    );
+    assert_eq!(metrics.scalars["judge.errors"], 4.0 - yes);
+    assert_eq!(metrics.scalars["judge.rating_mean"], 3.0);
+    assert_eq!(metrics.examples["judge.rating"].len() as f64, yes);
+
+    // A forced rerun of the judge is answered from the cache.
+    let out = recx(&store_dir, &spec)
+        .args(["--force", "judge"])
+        .env("RECX_TEST_JUDGE_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 4, "no new request");
+
+    assert!(
+        !files_contain(&store_dir, SECRET.as_bytes()),
+        "the API key must not be stored anywhere"
+    );
+}
