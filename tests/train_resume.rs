@@ -12,7 +12,7 @@ use recx::llm::chat::{ChatTemplate, TemplateName};
 use recx::llm::tokenizer::Tokenizer;
 use recx::pipeline::{Measurements, Progress, Recorder, clear_cancel, request_cancel};
 use recx::recommender::train::seeded_init;
-use recx::train::fit::{FitSettings, fit};
+use recx::train::fit::{FitSettings, Split, fit};
 use recx::train::{
     AlignedModel, Connector, RecFeatures, Sample, SampleBuilder, TrainSection, build_samples,
 };
@@ -147,10 +147,14 @@ fn run(
     let (valid, train) = s.samples.split_at(6);
     let (best, epoch) = fit(
         model(s.tokenizer.vocab_size(), seed),
-        train,
-        &features,
-        valid,
-        &features,
+        Split {
+            samples: train,
+            features,
+        },
+        Split {
+            samples: valid,
+            features,
+        },
         &settings,
         recorder,
         &Progress::hidden(),

@@ -56,6 +56,7 @@ pub struct AlignedModel<B: Backend> {
 }
 
 /// The recommender vectors behind a batch's placeholder tokens.
+#[derive(Clone, Copy)]
 pub struct RecFeatures<'a> {
     /// `[rows, d_rec]` row-major user vectors; a sample's `user` indexes a row.
     pub users: &'a [f32],

@@ -30,6 +30,13 @@ use crate::recommender::train::{BACKEND_RNG, adamw, clip_global_norm};
 
 type FileRec = BinFileRecorder<FullPrecisionSettings>;
 
+/// Samples with the recommender vectors behind their placeholders.
+#[derive(Clone, Copy)]
+pub struct Split<'a> {
+    pub samples: &'a [Sample],
+    pub features: RecFeatures<'a>,
+}
+
 /// What the loop needs besides the model and the samples.
 pub struct FitSettings<'a> {
     /// 0 = no training (the unaligned baseline): only the base model is validated.
@@ -152,15 +159,15 @@ fn mix(seed: u64, epoch: usize, step: usize) -> u64 {
 /// epoch's inference model with that epoch (0 = the model before training).
 pub fn fit<B: AutodiffBackend>(
     model: AlignedModel<B>,
-    train: &[Sample],
-    train_features: &RecFeatures<'_>,
-    valid: &[Sample],
-    valid_features: &RecFeatures<'_>,
+    train_split: Split<'_>,
+    valid_split: Split<'_>,
     s: &FitSettings<'_>,
     recorder: &mut dyn Recorder,
     progress: &Progress,
 ) -> Result<(AlignedModel<B::InnerBackend>, usize)> {
     let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (train, train_features) = (train_split.samples, &train_split.features);
+    let (valid, valid_features) = (valid_split.samples, &valid_split.features);
     let section = s.section;
     let micro = section.micro_batch_size;
     let dir = &s.checkpoints;

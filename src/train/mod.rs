@@ -394,10 +394,14 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     };
     let (best, best_epoch) = fit::fit(
         model,
-        &train_samples,
-        &train_rec.features(),
-        &valid_samples,
-        &valid_rec.features(),
+        fit::Split {
+            samples: &train_samples,
+            features: train_rec.features(),
+        },
+        fit::Split {
+            samples: &valid_samples,
+            features: valid_rec.features(),
+        },
         &fit_settings,
         ctx.recorder,
         ctx.progress,
