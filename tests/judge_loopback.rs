@@ -15,9 +15,11 @@ use recx::spec::Spec;
 use recx::store::Store;
 
 const SECRET: &str = "sk-test-SECRET-4242";
+const SUMMARY: &str = "A collector of action games who favours PlayStation exclusives.";
 
-/// Serves chat completions: "Label: Yes" prompts get `<score>D</score>`, others an answer the
-/// strict rule rejects. Requests without the right bearer token get 401.
+/// Serves chat completions: summary queries (with the original's system message) get a
+/// summary, "Label: Yes" judge prompts get `<score>D</score>`, others an answer the strict rule
+/// rejects. Requests without the right bearer token get 401.
 fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
@@ -49,7 +51,9 @@ fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
             )
         } else {
             requests.fetch_add(1, Ordering::SeqCst);
-            let answer = if body.contains("Label: Yes") {
+            let answer = if body.contains("You are a helpful assistant") {
+                SUMMARY
+            } else if body.contains("Label: Yes") {
                 "<score>D</score>"
             } else {
                 "I would say <score>b</score>"
@@ -71,6 +75,10 @@ fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
 }
 
 fn spec_text(port: u16) -> String {
+    spec_with(port, "", true)
+}
+
+fn spec_with(port: u16, alignment_extra: &str, judge: bool) -> String {
     format!(
         r#"
 [experiment]
@@ -91,9 +99,10 @@ epochs = 1
 mode = "behaviour"
 sharegpt_train = 0
 sharegpt_valid = 0
+{alignment_extra}
 
 [judge]
-enabled = true
+enabled = {judge}
 model = "judge"
 base_url = "http://127.0.0.1:{port}/v1"
 api_key_env = "RECX_TEST_JUDGE_KEY"
@@ -125,12 +134,7 @@ fn files_contain(dir: &Path, needle: &[u8]) -> bool {
 
 #[test]
 fn judge_rates_caches_and_keeps_the_key_secret() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = requests.clone();
-    std::thread::spawn(move || serve(listener, counter));
-
+    let (port, requests) = start_server();
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("judge.toml");
     std::fs::write(&spec, spec_text(port)).unwrap();
@@ -191,4 +195,65 @@ fn judge_rates_caches_and_keeps_the_key_secret() {
         !files_contain(&store_dir, SECRET.as_bytes()),
         "the API key must not be stored anywhere"
     );
+}
+
+fn start_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || serve(listener, counter));
+    (port, requests)
+}
+
+#[test]
+fn user_summaries_come_from_the_endpoint_and_feed_uid2summary() {
+    let (port, requests) = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("summaries.toml");
+    std::fs::write(&spec, spec_with(port, "summaries = \"judge\"", false)).unwrap();
+    let store_dir = dir.path().join("results");
+    let out = recx(&store_dir, &spec)
+        .env("RECX_TEST_JUDGE_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let users = requests.load(Ordering::SeqCst);
+    assert_eq!(users, 952, "one summary per games-mini user");
+
+    let plan = Plan::resolve(&Spec::load(&spec).unwrap(), &registry()).unwrap();
+    let align = &plan.runs[0].stages[2];
+    let train = store_dir
+        .join("artifacts/alignment-data")
+        .join(&align.hash)
+        .join("train.jsonl");
+    let text = std::fs::read_to_string(train).unwrap();
+    let summaries: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "uid2summary")
+        .collect();
+    assert_eq!(
+        summaries.len(),
+        952,
+        "one uid2summary train record per user (SASRec)"
+    );
+    assert!(summaries.iter().all(|r| r["answer"] == SUMMARY));
+
+    // Recomputing the stage asks nothing again: the answers come from the store's cache.
+    let out = recx(&store_dir, &spec)
+        .args(["--force", "alignment-data"])
+        .env("RECX_TEST_JUDGE_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), users);
 }

@@ -41,6 +41,16 @@ pub use tasks::{Generator, Split, TaskData, TopInputs};
 pub use templates::Templates;
 
 crate::spec_enum! {
+    /// Where the `uid2summary` answers (LLM-written user summaries, spec §1.8) come from.
+    pub enum SummarySource ("summary source") {
+        /// None: the task is left out with a notice.
+        Off = "off",
+        /// The `[judge]` endpoint writes them (GPT-4 in the paper), cached in the store.
+        Judge = "judge",
+    }
+}
+
+crate::spec_enum! {
     /// How users and items appear in prompts (spec §3.2).
     pub enum Mode ("mode") {
         Behaviour = "behaviour",
@@ -163,6 +173,8 @@ pub struct AlignmentSection {
     pub sharegpt_max_prompt_tokens: usize,
     /// Also write the records in RecAI's JSON schema under `original/` (for its trainer).
     pub export_original: bool,
+    /// Who writes the `uid2summary` answers.
+    pub summaries: SummarySource,
 }
 
 impl Default for AlignmentSection {
@@ -180,6 +192,7 @@ impl Default for AlignmentSection {
             sharegpt_valid: 1_000,
             sharegpt_max_prompt_tokens: 724,
             export_original: false,
+            summaries: SummarySource::Off,
         }
     }
 }
@@ -196,6 +209,11 @@ impl AlignmentSection {
                 .filter(|t| self.tasks.contains(t))
                 .collect()
         }
+    }
+
+    /// Whether the user summaries must be written by an LLM for this run.
+    pub fn wants_summaries(&self) -> bool {
+        self.summaries == SummarySource::Judge && self.active_tasks().contains(&Task::Uid2Summary)
     }
 
     /// Whether any ShareGPT conversation is asked for.

@@ -120,14 +120,16 @@ impl Stage for AlignmentDataStage {
             "explain": { "valid": s.explain_valid, "train": s.explain_train },
             "sharegpt_file": sharegpt,
             "token_counter": TOKEN_COUNTER,
-            // `Settings::summaries` is always None from a spec today; whoever wires the LLM
-            // endpoint in must add its identity (model, prompt, or a hash of the summaries) here.
+            "summaries": summary_endpoint(spec),
         }))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let settings = Settings::from_spec(ctx.spec, ctx.spec_dir, ctx.run_seed)?;
+        let mut settings = Settings::from_spec(ctx.spec, ctx.spec_dir, ctx.run_seed)?;
         let ds = Dataset::load(ctx.input(StageKind::Data))?;
+        if settings.section.wants_summaries() {
+            settings.summaries = Some(write_user_summaries(ctx, &ds, &settings)?);
+        }
         let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
         let out_dir = ctx.out_dir().to_path_buf();
         let summary = build(
@@ -144,6 +146,55 @@ impl Stage for AlignmentDataStage {
         ctx.progress.println(table);
         Ok(())
     }
+}
+
+/// The system message the original sends with each summary query (`gpt_api.py`).
+pub const SUMMARY_SYSTEM: &str = "You are a helpful assistant. \n";
+
+/// What determines the LLM-written summaries: the endpoint and the system message (the query
+/// template is hashed with the templates). Null when no LLM writes them.
+fn summary_endpoint(spec: &RawSpec) -> Value {
+    if !spec.alignment.wants_summaries() {
+        return Value::Null;
+    }
+    let j = &spec.judge;
+    json!({
+        "model": j.model,
+        "base_url": j.base_url,
+        "temperature": j.temperature,
+        "max_tokens": j.max_tokens,
+        "system": SUMMARY_SYSTEM,
+    })
+}
+
+/// Has the `[judge]` endpoint write one summary per user from the §1.8 queries (cached in the
+/// store like the judge's answers); returns them by uid.
+fn write_user_summaries(
+    ctx: &StageContext<'_>,
+    ds: &Dataset,
+    s: &Settings,
+) -> Result<BTreeMap<u32, String>> {
+    let queries = summary_queries(
+        ds,
+        &s.templates,
+        &s.section.separator,
+        s.section.max_hist_len,
+    );
+    let prompts: Vec<String> = queries.iter().map(|(_, q)| q.clone()).collect();
+    let bar = ctx.progress.bar(prompts.len() as u64, "user summaries");
+    let answers = crate::judge::ask_all(
+        &ctx.spec.judge,
+        Some(SUMMARY_SYSTEM),
+        &prompts,
+        ctx.cache,
+        &|| bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    Ok(queries
+        .into_iter()
+        .zip(answers)
+        .map(|((uid, _), a)| (uid, a.trim().to_string()))
+        .collect())
 }
 
 fn file_sha256(path: &Path) -> Result<String> {
@@ -315,13 +366,14 @@ pub fn build(
     };
 
     let spinner = progress.spinner("alignment tasks");
-    let generator = Generator::new(
+    let mut generator = Generator::new(
         ds,
         &settings.templates,
         section,
         settings.seed,
         count_tokens,
     );
+    generator.summaries = settings.summaries.as_ref();
     let data = generator.generate(sim.as_ref(), &tops)?;
     crate::pipeline::check_cancel()?;
     for (task, why) in &data.skipped {

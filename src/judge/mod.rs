@@ -13,6 +13,7 @@ use std::path::Path;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
 use serde::{Deserialize, Serialize};
@@ -185,7 +186,7 @@ impl Stage for JudgeStage {
             read_jsonl(&ctx.input(StageKind::Explain).join(EXPLANATIONS))?;
         let prompts: Vec<String> = explanations.iter().map(judge_prompt).collect();
         let bar = ctx.progress.bar(prompts.len() as u64, "judge");
-        let answers = ask_all(&section, &prompts, ctx.cache, &|| bar.inc(1))?;
+        let answers = ask_all(&section, None, &prompts, ctx.cache, &|| bar.inc(1))?;
         bar.finish_and_clear();
 
         let mut ratings = Vec::with_capacity(answers.len());
@@ -224,25 +225,31 @@ impl Stage for JudgeStage {
 }
 
 /// The cache key of one request: everything that shapes the answer, never the API key.
-pub fn request_key(section: &JudgeSection, prompt: &str) -> String {
+pub fn request_key(section: &JudgeSection, system: Option<&str>, prompt: &str) -> String {
     hash_json(&json!({
         "model": section.model,
         "base_url": section.base_url,
         "temperature": section.temperature,
         "max_tokens": section.max_tokens,
+        "system": system,
         "prompt": prompt,
     }))
 }
 
-/// Answers for every prompt, in order: cached ones from `cache`, the rest from the endpoint,
-/// `concurrency` at a time. Each new answer is cached as soon as it arrives.
+/// Answers for every prompt (after an optional system message), in order: cached ones from
+/// `cache`, the rest from the section's endpoint, `concurrency` at a time. Each new answer is
+/// cached as soon as it arrives. The judge uses it, and so do the `uid2summary` answers.
 pub fn ask_all(
     section: &JudgeSection,
+    system: Option<&str>,
     prompts: &[String],
     cache: Option<&dyn ResponseCache>,
     tick: &dyn Fn(),
 ) -> Result<Vec<String>> {
-    let keys: Vec<String> = prompts.iter().map(|p| request_key(section, p)).collect();
+    let keys: Vec<String> = prompts
+        .iter()
+        .map(|p| request_key(section, system, p))
+        .collect();
     let mut answers: Vec<Option<String>> = Vec::with_capacity(prompts.len());
     for key in &keys {
         let hit = match cache {
@@ -270,7 +277,10 @@ pub fn ask_all(
                 for &i in chunk {
                     let (client, section, prompt) =
                         (client.clone(), section.clone(), prompts[i].clone());
-                    set.spawn(async move { (i, ask(&client, &section, &prompt).await) });
+                    let system = system.map(String::from);
+                    set.spawn(async move {
+                        (i, ask(&client, &section, system.as_deref(), &prompt).await)
+                    });
                 }
                 let mut out = Vec::new();
                 while let Some(joined) = set.join_next().await {
@@ -319,11 +329,17 @@ fn client(section: &JudgeSection) -> Result<Client<OpenAIConfig>> {
 async fn ask(
     client: &Client<OpenAIConfig>,
     section: &JudgeSection,
+    system: Option<&str>,
     prompt: &str,
 ) -> Result<String> {
+    let mut messages: Vec<ChatCompletionRequestMessage> = Vec::new();
+    if let Some(system) = system {
+        messages.push(ChatCompletionRequestSystemMessage::from(system).into());
+    }
+    messages.push(ChatCompletionRequestUserMessage::from(prompt).into());
     let request = CreateChatCompletionRequestArgs::default()
         .model(section.model.clone())
-        .messages(vec![ChatCompletionRequestUserMessage::from(prompt).into()])
+        .messages(messages)
         .temperature(section.temperature as f32)
         .max_tokens(section.max_tokens as u32)
         .build()
@@ -399,11 +415,15 @@ mod tests {
             api_key_env: "OTHER_KEY".into(),
             ..JudgeSection::default()
         };
-        assert_eq!(request_key(&s, &p), request_key(&other_env, &p));
+        assert_eq!(request_key(&s, None, &p), request_key(&other_env, None, &p));
         let hotter = JudgeSection {
             temperature: 0.0,
             ..JudgeSection::default()
         };
-        assert_ne!(request_key(&s, &p), request_key(&hotter, &p));
+        assert_ne!(request_key(&s, None, &p), request_key(&hotter, None, &p));
+        assert_ne!(
+            request_key(&s, None, &p),
+            request_key(&s, Some("system"), &p)
+        );
     }
 }
