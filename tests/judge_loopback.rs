@@ -121,6 +121,20 @@ fn recx(store: &Path, spec: &Path) -> std::process::Command {
     c
 }
 
+/// Runs the spec with the API key in the environment and expects success.
+fn run_with_key(store: &Path, spec: &Path, args: &[&str]) {
+    let out = recx(store, spec)
+        .args(args)
+        .env("RECX_TEST_JUDGE_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn files_contain(dir: &Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|e| {
         let path = e.unwrap().path();
@@ -146,15 +160,7 @@ fn judge_rates_caches_and_keeps_the_key_secret() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("RECX_TEST_JUDGE_KEY"), "{stderr}");
 
-    let out = recx(&store_dir, &spec)
-        .env("RECX_TEST_JUDGE_KEY", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_with_key(&store_dir, &spec, &[]);
     assert_eq!(
         requests.load(Ordering::SeqCst),
         4,
@@ -179,16 +185,7 @@ fn judge_rates_caches_and_keeps_the_key_secret() {
     assert_eq!(metrics.examples["judge.rating"].len() as f64, yes);
 
     // A forced rerun of the judge is answered from the cache.
-    let out = recx(&store_dir, &spec)
-        .args(["--force", "judge"])
-        .env("RECX_TEST_JUDGE_KEY", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_with_key(&store_dir, &spec, &["--force", "judge"]);
     assert_eq!(requests.load(Ordering::SeqCst), 4, "no new request");
 
     assert!(
@@ -213,15 +210,7 @@ fn user_summaries_come_from_the_endpoint_and_feed_uid2summary() {
     let spec = dir.path().join("summaries.toml");
     std::fs::write(&spec, spec_with(port, "summaries = \"judge\"", false)).unwrap();
     let store_dir = dir.path().join("results");
-    let out = recx(&store_dir, &spec)
-        .env("RECX_TEST_JUDGE_KEY", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_with_key(&store_dir, &spec, &[]);
     let users = requests.load(Ordering::SeqCst);
     assert_eq!(users, 952, "one summary per games-mini user");
 
@@ -245,15 +234,6 @@ fn user_summaries_come_from_the_endpoint_and_feed_uid2summary() {
     assert!(summaries.iter().all(|r| r["answer"] == SUMMARY));
 
     // Recomputing the stage asks nothing again: the answers come from the store's cache.
-    let out = recx(&store_dir, &spec)
-        .args(["--force", "alignment-data"])
-        .env("RECX_TEST_JUDGE_KEY", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_with_key(&store_dir, &spec, &["--force", "alignment-data"]);
     assert_eq!(requests.load(Ordering::SeqCst), users);
 }

@@ -24,11 +24,12 @@ use crate::llm::generate::{
     Decoding, EmbeddingAddition, GenerateOptions, generate, next_token_logits,
 };
 use crate::llm::tokenizer::Tokenizer;
-use crate::llm::{BackendTask, DeviceChoice, LlamaModel, load_model};
+use crate::llm::{LlamaModel, load_model};
 use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
 use crate::spec::{RawSpec, Validate, Validator};
 use crate::train::{
-    AlignedInfo, AlignedModel, CONNECTORS, MODEL_DIR, RecInputs, Sample, SampleBuilder,
+    AlignedInfo, AlignedModel, CONNECTORS, LlmStageBody, MODEL_DIR, RecInputs, Sample,
+    SampleBuilder, run_on_llm_device,
 };
 
 /// `[eval]`: alignment metrics ([v2] `shell/infer_alignment.sh` settings, spec §5.2).
@@ -131,19 +132,13 @@ impl Stage for EvalStage {
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let device: DeviceChoice = ctx.spec.llm.device.parse()?;
-        device.run(EvalTask { ctx })
+        run_on_llm_device::<EvalStage>(ctx)
     }
 }
 
-struct EvalTask<'a, 'b> {
-    ctx: &'a mut StageContext<'b>,
-}
-
-impl BackendTask for EvalTask<'_, '_> {
-    type Output = ();
-    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
-        evaluate::<B>(self.ctx, &device)
+impl LlmStageBody for EvalStage {
+    fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
+        evaluate::<B>(ctx, device)
     }
 }
 

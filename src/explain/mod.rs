@@ -20,11 +20,10 @@ use crate::error::Result;
 use crate::eval::{Evaluator, load_aligned};
 use crate::llm::chat::ChatTemplate;
 use crate::llm::generate::Decoding;
-use crate::llm::{BackendTask, DeviceChoice};
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator};
-use crate::train::{RecInputs, SampleBuilder};
+use crate::train::{LlmStageBody, RecInputs, SampleBuilder, run_on_llm_device};
 
 /// The stage's output file.
 pub const EXPLANATIONS: &str = "explanations.jsonl";
@@ -136,19 +135,13 @@ impl Stage for ExplainStage {
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let device: DeviceChoice = ctx.spec.llm.device.parse()?;
-        device.run(ExplainTask { ctx })
+        run_on_llm_device::<ExplainStage>(ctx)
     }
 }
 
-struct ExplainTask<'a, 'b> {
-    ctx: &'a mut StageContext<'b>,
-}
-
-impl BackendTask for ExplainTask<'_, '_> {
-    type Output = ();
-    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
-        explain::<B>(self.ctx, &device)
+impl LlmStageBody for ExplainStage {
+    fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
+        explain::<B>(ctx, device)
     }
 }
 

@@ -169,19 +169,37 @@ impl Stage for TrainStage {
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let device: DeviceChoice = ctx.spec.llm.device.parse()?;
-        device.run(TrainTask { ctx })
+        run_on_llm_device::<TrainStage>(ctx)
     }
 }
 
-struct TrainTask<'a, 'b> {
-    ctx: &'a mut StageContext<'b>,
+/// The body of an LLM stage, generic over the burn backend.
+pub trait LlmStageBody {
+    fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()>;
 }
 
-impl BackendTask for TrainTask<'_, '_> {
-    type Output = ();
-    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
-        train::<burn::backend::Autodiff<B>>(self.ctx, &device)
+/// Runs an LLM stage's body on the device `llm.device` names.
+pub fn run_on_llm_device<S: LlmStageBody>(ctx: &mut StageContext<'_>) -> Result<()> {
+    struct Task<'a, 'b, S> {
+        ctx: &'a mut StageContext<'b>,
+        body: std::marker::PhantomData<S>,
+    }
+    impl<S: LlmStageBody> BackendTask for Task<'_, '_, S> {
+        type Output = ();
+        fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+            S::run_on::<B>(self.ctx, &device)
+        }
+    }
+    let device: DeviceChoice = ctx.spec.llm.device.parse()?;
+    device.run(Task::<S> {
+        ctx,
+        body: std::marker::PhantomData,
+    })
+}
+
+impl LlmStageBody for TrainStage {
+    fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
+        train::<burn::backend::Autodiff<B>>(ctx, device)
     }
 }
 
