@@ -261,11 +261,6 @@ impl<'a> StageContext<'a> {
 
     /// Resolves a path from the spec against the spec file's folder.
     pub fn spec_path(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.spec_dir.join(p)
-        }
+        crate::spec::resolve_spec_path(self.spec_dir, p)
     }
 }

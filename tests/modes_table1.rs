@@ -7,6 +7,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use recx::pipeline::registry;
+use recx::spec::Spec;
+use recx::sweep::expand;
 use toml::Value;
 
 /// Merges `over` into `base`, table by table.
@@ -67,7 +70,12 @@ fn modes_sweep_becomes_the_papers_table_1() {
         .unwrap()
         .map(|e| e.unwrap().path().join("answers.jsonl"))
         .collect();
-    assert_eq!(evals.len(), 12, "four modes x three seeds");
+    let runs = expand(&Spec::load(&spec).unwrap(), &registry())
+        .unwrap()
+        .runs
+        .len();
+    assert_eq!(runs, 12, "four modes x three seeds");
+    assert_eq!(evals.len(), runs, "one evaluation per run");
     let text = std::fs::read_to_string(&evals[0]).unwrap();
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first["type"], "uid2next");

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::explain::{EXTERNAL_HEADER, explain_lines, explain_records, external_rows};
 use super::record::{
@@ -31,9 +30,10 @@ use super::tokens::estimate_tokens;
 use super::{AlignmentSection, Mode, Task, Templates};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
+use crate::hash::hash_file;
 use crate::pipeline::{Progress, Recorder, Stage, StageContext, StageKind};
 use crate::recommender::ModelKind;
-use crate::spec::{RawSpec, SeedSetting};
+use crate::spec::{RawSpec, SeedSetting, resolve_spec_path};
 
 /// Names the default token counter in the fingerprint, so switching to a real tokenizer reruns.
 pub const TOKEN_COUNTER: &str = "estimate_tokens/v1";
@@ -60,14 +60,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_spec(spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Settings> {
         let section = spec.alignment.clone();
-        let resolve = |p: &str| {
-            let p = Path::new(p);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                spec_dir.join(p)
-            }
-        };
+        let resolve = |p: &str| resolve_spec_path(spec_dir, p);
         let templates = if section.templates.is_empty() {
             Templates::builtin()
         } else {
@@ -103,7 +96,7 @@ impl Stage for AlignmentDataStage {
         section.seed = SeedSetting::Fixed(s.seed);
         let sharegpt = match (&s.sharegpt_path, section.wants_sharegpt()) {
             (_, false) => Value::Null,
-            (Some(p), true) if p.is_file() => json!({ "sha256": file_sha256(p)? }),
+            (Some(p), true) if p.is_file() => json!({ "sha256": hash_file(p)?.0 }),
             // Fail at plan time, before hours of upstream stages, not when this stage starts.
             (p, true) => {
                 let shown = p.as_deref().unwrap_or(Path::new("(unset)"));
@@ -195,13 +188,6 @@ fn write_user_summaries(
         .zip(answers)
         .map(|((uid, _), a)| (uid, a.trim().to_string()))
         .collect())
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).at(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).at(path)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Reads the recommender's exports for `model` from `rec_dir`.

@@ -4,10 +4,7 @@
 //! Kept apart from the pipeline stage so tests, benchmarks and other tools can build a dataset
 //! without a runner or a store.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use super::filter::{self, Steps};
 use super::layout::{self, LayoutInput};
@@ -16,8 +13,10 @@ use super::raw::RawLog;
 use super::stats::DataStats;
 use super::types::Dataset;
 use super::{DataSection, Source, embedded, readers, synthetic};
-use crate::error::{IoContext, Result};
+use crate::error::Result;
+use crate::hash::{hash_bytes, hash_file};
 use crate::pipeline::Progress;
+use crate::spec::resolve_spec_path;
 
 /// A built dataset and how it came to be.
 #[derive(Debug, Clone)]
@@ -79,7 +78,7 @@ fn read_input(
     seed: u64,
     skipped: &mut Skipped,
 ) -> Result<Input> {
-    let dir = resolve(spec_dir, &section.path);
+    let dir = resolve_spec_path(spec_dir, &section.path);
     let policy = section.on_bad_line;
     Ok(match section.source {
         Source::GamesMini => Input::Sequenced(layout::read_layout(
@@ -123,19 +122,10 @@ fn read_input(
     })
 }
 
-fn resolve(spec_dir: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        spec_dir.join(p)
-    }
-}
-
 /// The input files a section reads, as (role, path, spec key); optional files that are absent
 /// are left out. `games-mini` and `synthetic` read no files.
 pub fn input_files(section: &DataSection, spec_dir: &Path) -> Vec<(String, PathBuf, &'static str)> {
-    let dir = resolve(spec_dir, &section.path);
+    let dir = resolve_spec_path(spec_dir, &section.path);
     let file = |name: &str, key: &'static str| (name.to_string(), dir.join(name), key);
     match section.source {
         Source::GamesMini | Source::Synthetic => Vec::new(),
@@ -175,28 +165,12 @@ pub(crate) fn input_hashes(
     let mut out = serde_json::Map::new();
     if section.source == Source::GamesMini {
         for (name, text) in embedded::files() {
-            out.insert(
-                name.into(),
-                hex::encode(Sha256::digest(text.as_bytes())).into(),
-            );
+            out.insert(name.into(), hash_bytes(text.as_bytes()).into());
         }
     }
     for (role, path, key) in input_files(section, spec_dir) {
         lines::require(&path, key)?;
-        out.insert(role, sha256_file(&path)?.into());
+        out.insert(role, hash_file(&path)?.0.into());
     }
     Ok(out)
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).at(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).at(path)?;
-        if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
-        }
-        hasher.update(&buf[..n]);
-    }
 }

@@ -11,8 +11,6 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -26,10 +24,12 @@ use crate::llm::generate::{
 use crate::llm::tokenizer::Tokenizer;
 use crate::llm::{LlamaModel, load_model};
 use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
+use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator};
+use crate::train::aligned::PlaceholderVectors;
 use crate::train::{
-    AlignedInfo, AlignedModel, CONNECTORS, LlmStageBody, MODEL_DIR, RecInputs, Sample,
-    SampleBuilder, run_on_llm_device,
+    AlignedInfo, AlignedModel, CONNECTORS, FrozenRecommender, LlmStageBody, MODEL_DIR, RecInputs,
+    Sample, SampleBuilder, rec_inputs, run_on_llm_device, subsample,
 };
 
 /// `[eval]`: alignment metrics ([v2] `shell/infer_alignment.sh` settings, spec §5.2).
@@ -142,27 +142,75 @@ impl LlmStageBody for EvalStage {
     }
 }
 
-/// An aligned model loaded for inference.
+/// An aligned model loaded for inference, with the frozen recommender behind its placeholders.
 pub struct Evaluator<'a, B: Backend> {
     pub model: AlignedModel<B>,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
+    pub info: AlignedInfo,
+    /// Loaded when the model has connectors.
+    pub recommender: Option<FrozenRecommender<B>>,
     pub section: &'a EvalSection,
     pub separator: &'a str,
+    pub device: B::Device,
 }
 
-impl<B: Backend> Evaluator<'_, B> {
+impl<'a, B: Backend> Evaluator<'a, B> {
+    /// Loads the training stage's model and, for the modes with placeholders, the recommender.
+    pub fn load(ctx: &StageContext<'a>, device: &B::Device) -> Result<Self> {
+        let (model, tokenizer, info) = load_aligned::<B>(ctx.input(StageKind::Train), device)?;
+        let recommender = if info.rec_dim > 0 {
+            Some(FrozenRecommender::load(
+                ctx.input(StageKind::Recommender),
+                device,
+            )?)
+        } else {
+            None
+        };
+        Ok(Evaluator {
+            model,
+            tokenizer,
+            template: ChatTemplate::new(info.template),
+            info,
+            recommender,
+            section: &ctx.spec.eval,
+            separator: &ctx.spec.alignment.separator,
+            device: device.clone(),
+        })
+    }
+
+    /// Builds prompts for this model's tokenizer, template and placeholders.
+    pub fn builder(&self) -> SampleBuilder<'_> {
+        SampleBuilder {
+            tokenizer: &self.tokenizer,
+            template: &self.template,
+            placeholders: self
+                .tokenizer
+                .placeholders()
+                .filter(|_| self.info.rec_dim > 0),
+            max_len: self.section.max_len,
+        }
+    }
+
+    /// The recommender vectors for records whose user states are `users`.
+    pub fn rec_inputs(&self, users: &[Query<'_>]) -> RecInputs {
+        rec_inputs(self.recommender.as_ref(), users, &self.device)
+    }
+
     /// Connector outputs of a batch as additions at each prompt's own positions.
     fn additions(&self, batch: &[Sample], rec: &RecInputs) -> Vec<EmbeddingAddition<B>> {
-        let features = rec.features();
-        batch
-            .iter()
+        let refs: Vec<&Sample> = batch.iter().collect();
+        let Some(PlaceholderVectors { at, vectors }) =
+            self.model.placeholder_vectors(&refs, &rec.features())
+        else {
+            return Vec::new();
+        };
+        at.into_iter()
             .enumerate()
-            .flat_map(|(row, s)| {
-                self.model
-                    .injections(s, &features)
-                    .into_iter()
-                    .map(move |(pos, vector)| EmbeddingAddition { row, pos, vector })
+            .map(|(k, (row, pos))| EmbeddingAddition {
+                row,
+                pos,
+                vector: vectors.clone().slice(k..k + 1).squeeze_dim(0),
             })
             .collect()
     }
@@ -338,61 +386,27 @@ fn task_records(valid: &[AlignmentRecord], task: Task, max: usize, seed: u64) ->
             _ => None,
         })
         .collect();
-    if max == 0 || max >= all.len() {
-        return all;
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ task as u64);
-    let mut keep = rand::seq::index::sample(&mut rng, all.len(), max).into_vec();
-    keep.sort_unstable();
-    keep.into_iter().map(|i| all[i]).collect()
+    subsample(all, max, seed ^ task as u64)
 }
 
 fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
     let spec = ctx.spec;
-    let (model, tokenizer, info) = load_aligned::<B>(ctx.input(StageKind::Train), device)?;
+    let ev = Evaluator::<B>::load(ctx, device)?;
     let valid: Vec<AlignmentRecord> =
         read_jsonl(&ctx.input(StageKind::AlignmentData).join("valid.jsonl"))?;
-    let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
-    let ev = Evaluator {
-        model,
-        tokenizer,
-        template: ChatTemplate::new(info.template),
-        section: &spec.eval,
-        separator: &spec.alignment.separator,
-    };
     let mut answers = Vec::new();
     for task in EVALUATED {
         let records = task_records(&valid, task, spec.eval.max_records, ctx.run_seed);
         if records.is_empty() {
             continue;
         }
-        let with_user: Vec<&TaskRecord> = records
+        let users: Vec<Query<'_>> = records
             .iter()
-            .copied()
             .filter(|r| r.uid.is_some())
+            .map(|r| crate::train::samples::query(r))
             .collect();
-        let rec = if info.rec_dim > 0 {
-            RecInputs::load::<B>(
-                &rec_dir,
-                &with_user
-                    .iter()
-                    .map(|r| crate::train::samples::query(r))
-                    .collect::<Vec<_>>(),
-                device,
-            )?
-        } else {
-            RecInputs {
-                users: vec![],
-                items: vec![],
-                dim: 0,
-            }
-        };
-        let builder = SampleBuilder {
-            tokenizer: &ev.tokenizer,
-            template: &ev.template,
-            placeholders: ev.tokenizer.placeholders().filter(|_| info.rec_dim > 0),
-            max_len: spec.eval.max_len,
-        };
+        let rec = ev.rec_inputs(&users);
+        let builder = ev.builder();
         let mut next_user = 0;
         let mut samples = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {

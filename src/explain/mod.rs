@@ -17,13 +17,12 @@ use serde_json::{Value, json};
 use crate::alignment::Mode;
 use crate::alignment::record::{ExplainRecord, read_jsonl, write_jsonl};
 use crate::error::Result;
-use crate::eval::{Evaluator, load_aligned};
-use crate::llm::chat::ChatTemplate;
+use crate::eval::Evaluator;
 use crate::llm::generate::Decoding;
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator};
-use crate::train::{LlmStageBody, RecInputs, SampleBuilder, run_on_llm_device};
+use crate::train::{LlmStageBody, run_on_llm_device};
 
 /// The stage's output file.
 pub const EXPLANATIONS: &str = "explanations.jsonl";
@@ -148,9 +147,9 @@ impl LlmStageBody for ExplainStage {
 fn explain<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
     let spec = ctx.spec;
     let section = &spec.explain;
-    let (model, tokenizer, info) = load_aligned::<B>(ctx.input(StageKind::Train), device)?;
+    let ev = Evaluator::<B>::load(ctx, device)?;
     // The unaligned baseline answers the behaviour-form prompts (spec §6.1).
-    let mode = match info.mode {
+    let mode = match ev.info.mode {
         Mode::None => Mode::Behaviour,
         m => m,
     };
@@ -161,35 +160,15 @@ fn explain<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result
     if section.max_records > 0 {
         records.truncate(section.max_records);
     }
-    let rec = if info.rec_dim > 0 {
-        let queries: Vec<Query<'_>> = records
-            .iter()
-            .map(|r| Query {
-                uid: r.uid,
-                history: &r.history,
-            })
-            .collect();
-        RecInputs::load::<B>(ctx.input(StageKind::Recommender), &queries, device)?
-    } else {
-        RecInputs {
-            users: vec![],
-            items: vec![],
-            dim: 0,
-        }
-    };
-    let ev = Evaluator {
-        model,
-        tokenizer,
-        template: ChatTemplate::new(info.template),
-        section: &spec.eval,
-        separator: &spec.alignment.separator,
-    };
-    let builder = SampleBuilder {
-        tokenizer: &ev.tokenizer,
-        template: &ev.template,
-        placeholders: ev.tokenizer.placeholders().filter(|_| info.rec_dim > 0),
-        max_len: spec.eval.max_len,
-    };
+    let users: Vec<Query<'_>> = records
+        .iter()
+        .map(|r| Query {
+            uid: r.uid,
+            history: &r.history,
+        })
+        .collect();
+    let rec = ev.rec_inputs(&users);
+    let builder = ev.builder();
     let samples = records
         .iter()
         .enumerate()

@@ -224,6 +224,17 @@ impl Stage for JudgeStage {
     }
 }
 
+impl JudgeSection {
+    /// The endpoint as messages name it.
+    fn endpoint(&self) -> &str {
+        if self.base_url.is_empty() {
+            "the OpenAI API"
+        } else {
+            &self.base_url
+        }
+    }
+}
+
 /// The cache key of one request: everything that shapes the answer, never the API key.
 pub fn request_key(section: &JudgeSection, system: Option<&str>, prompt: &str) -> String {
     hash_json(&json!({
@@ -311,11 +322,7 @@ fn client(section: &JudgeSection) -> Result<Client<OpenAIConfig>> {
             "judge.api_key_env: the environment variable {} is not set; the judge needs the API \
              key of {} there",
             section.api_key_env,
-            if section.base_url.is_empty() {
-                "the OpenAI API"
-            } else {
-                &section.base_url
-            }
+            section.endpoint()
         ))
     })?;
     let mut config = OpenAIConfig::new().with_api_key(key);
@@ -364,11 +371,7 @@ async fn ask(
                 return Err(Error::Config(format!(
                     "judge: {} at {} failed after {} attempts: {e}",
                     section.model,
-                    if section.base_url.is_empty() {
-                        "the OpenAI API"
-                    } else {
-                        &section.base_url
-                    },
+                    section.endpoint(),
                     attempt + 1
                 )));
             }

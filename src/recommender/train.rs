@@ -394,7 +394,8 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     }
 }
 
-fn mix(seed: u64, a: u64, b: u64) -> u64 {
+/// A well-mixed seed for sub-stream (`a`, `b`) of `seed` (epoch and step, for example).
+pub fn mix(seed: u64, a: u64, b: u64) -> u64 {
     let mut z =
         seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

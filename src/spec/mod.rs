@@ -236,12 +236,14 @@ impl Spec {
 
     /// Resolves a path written in the spec relative to the spec file's folder.
     pub fn resolve_path(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.path.parent().unwrap_or(Path::new(".")).join(p)
-        }
+        resolve_spec_path(self.path.parent().unwrap_or(Path::new(".")), p)
     }
+}
+
+/// A path written in a spec: absolute as given, relative to the spec file's folder otherwise.
+pub fn resolve_spec_path(spec_dir: &Path, p: impl AsRef<Path>) -> PathBuf {
+    // `join` keeps an absolute `p` as it is.
+    spec_dir.join(p)
 }
 
 /// The whole experiment file.

@@ -76,6 +76,13 @@ impl RecFeatures<'_> {
     }
 }
 
+/// Connector outputs for a batch's placeholders: the `(row, position)` of each and the
+/// vectors `[n, H]` in the same order.
+pub struct PlaceholderVectors<B: Backend> {
+    pub at: Vec<(usize, usize)>,
+    pub vectors: Tensor<B, 2>,
+}
+
 /// Loss of one batch plus what validation reports.
 pub struct BatchLoss<B: Backend> {
     /// Mean cross-entropy over the batch's trained tokens (a scalar tensor, for backward).
@@ -103,37 +110,54 @@ impl<B: Backend> AlignedModel<B> {
         Some(connector.forward(x))
     }
 
-    /// Connector outputs for one sample's placeholders, in (position, vector) pairs: its
-    /// `<user>` tokens first, then its `<item>` tokens (spec §4.3: added onto the token's own
-    /// embedding).
-    pub fn injections(
+    /// Connector outputs for every placeholder of a batch (spec §4.3: added onto the token's
+    /// own embedding), one projection per connector, users first, then items; `None` when the
+    /// batch has no placeholder or the model no connectors.
+    pub fn placeholder_vectors(
         &self,
-        sample: &Sample,
+        batch: &[&Sample],
         features: &RecFeatures<'_>,
-    ) -> Vec<(usize, Tensor<B, 1>)> {
+    ) -> Option<PlaceholderVectors<B>> {
         let device = self.llm.device();
-        let mut out = Vec::new();
-        let users: Vec<&[f32]> = sample
-            .user_tokens
-            .iter()
-            .map(|_| features.user_row(sample.user_row.expect("user tokens carry a user row")))
-            .collect();
-        if let Some(u) = Self::project(self.user_connector.as_ref(), users, features.dim, &device) {
-            for (k, &pos) in sample.user_tokens.iter().enumerate() {
-                out.push((pos, u.clone().slice(k..k + 1).squeeze_dim(0)));
+        let (mut user_rows, mut user_at, mut item_rows, mut item_at) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (row, s) in batch.iter().enumerate() {
+            for &p in &s.user_tokens {
+                user_rows
+                    .push(features.user_row(s.user_row.expect("user tokens carry a user row")));
+                user_at.push((row, p));
+            }
+            for &(p, id) in &s.item_tokens {
+                item_rows.push(features.item_row(id));
+                item_at.push((row, p));
             }
         }
-        let items: Vec<&[f32]> = sample
-            .item_tokens
-            .iter()
-            .map(|&(_, id)| features.item_row(id))
-            .collect();
-        if let Some(i) = Self::project(self.item_connector.as_ref(), items, features.dim, &device) {
-            for (k, &(pos, _)) in sample.item_tokens.iter().enumerate() {
-                out.push((pos, i.clone().slice(k..k + 1).squeeze_dim(0)));
-            }
+        let mut vectors = Vec::new();
+        let mut at = Vec::new();
+        let users = Self::project(
+            self.user_connector.as_ref(),
+            user_rows,
+            features.dim,
+            &device,
+        );
+        if let Some(u) = users {
+            vectors.push(u);
+            at.extend(user_at);
         }
-        out
+        let items = Self::project(
+            self.item_connector.as_ref(),
+            item_rows,
+            features.dim,
+            &device,
+        );
+        if let Some(i) = items {
+            vectors.push(i);
+            at.extend(item_at);
+        }
+        (!vectors.is_empty()).then(|| PlaceholderVectors {
+            at,
+            vectors: Tensor::cat(vectors, 0),
+        })
     }
 
     /// Input embeddings of a right-padded batch `[B, L]` with the connector outputs added at
@@ -160,49 +184,16 @@ impl<B: Backend> AlignedModel<B> {
         let embeds = self.llm.embed(ids); // [B, L, H]
         let h = self.llm.hidden_size();
 
-        let mut user_rows = Vec::new();
-        let mut user_pos = Vec::new();
-        let mut item_rows = Vec::new();
-        let mut item_pos = Vec::new();
-        for (row, s) in batch.iter().enumerate() {
-            for &p in &s.user_tokens {
-                user_rows
-                    .push(features.user_row(s.user_row.expect("user tokens carry a user row")));
-                user_pos.push((row * len + p) as i64);
-            }
-            for &(p, id) in &s.item_tokens {
-                item_rows.push(features.item_row(id));
-                item_pos.push((row * len + p) as i64);
-            }
-        }
-        let mut vectors = Vec::new();
-        let mut positions = Vec::new();
-        if let Some(u) = Self::project(
-            self.user_connector.as_ref(),
-            user_rows,
-            features.dim,
-            &device,
-        ) {
-            vectors.push(u);
-            positions.extend(user_pos);
-        }
-        if let Some(i) = Self::project(
-            self.item_connector.as_ref(),
-            item_rows,
-            features.dim,
-            &device,
-        ) {
-            vectors.push(i);
-            positions.extend(item_pos);
-        }
-        if vectors.is_empty() {
+        let Some(PlaceholderVectors { at, vectors }) = self.placeholder_vectors(batch, features)
+        else {
             return embeds;
-        }
+        };
+        let positions: Vec<i64> = at.iter().map(|&(row, p)| (row * len + p) as i64).collect();
         let n = positions.len();
         let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [n]), &device);
         embeds
             .reshape([b * len, h])
-            .select_assign(0, idx, Tensor::cat(vectors, 0), IndexingUpdateOp::Add)
+            .select_assign(0, idx, vectors, IndexingUpdateOp::Add)
             .reshape([b, len, h])
     }
 

@@ -16,6 +16,7 @@ use crate::llm::chat::{ChatTemplate, Turn};
 use crate::llm::cli::load_tokenizer;
 use crate::llm::tokenizer::Tokenizer;
 use crate::llm::{LlamaConfig, LlamaModel, LlmSection, assets, load_model};
+use crate::spec::resolve_spec_path;
 
 /// A loaded backbone.
 pub struct Base<B: Backend> {
@@ -51,12 +52,10 @@ pub fn fingerprint(llm: &LlmSection, spec_dir: &Path) -> Result<Value> {
 }
 
 fn resolve(llm: &LlmSection, spec_dir: &Path) -> Result<std::path::PathBuf> {
-    let p = Path::new(&llm.model);
-    if llm.model == "smollm2" || p.is_absolute() {
-        assets::resolve_model(&llm.model)
-    } else {
-        assets::resolve_model(&spec_dir.join(p).to_string_lossy())
+    if llm.model == "smollm2" {
+        return assets::resolve_model(&llm.model);
     }
+    assets::resolve_model(&resolve_spec_path(spec_dir, &llm.model).to_string_lossy())
 }
 
 /// The texts a scratch tokenizer learns from: every training conversation as rendered.

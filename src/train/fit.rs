@@ -26,7 +26,7 @@ use super::samples::Sample;
 use super::{TrainSection, linear_schedule};
 use crate::error::{Error, IoContext, Result};
 use crate::pipeline::{Progress, Recorder, check_cancel};
-use crate::recommender::train::{BACKEND_RNG, adamw, clip_global_norm};
+use crate::recommender::train::{BACKEND_RNG, adamw, clip_global_norm, mix};
 
 type FileRec = BinFileRecorder<FullPrecisionSettings>;
 
@@ -147,14 +147,6 @@ fn trained_tokens(s: &Sample) -> usize {
     s.loss_mask.iter().skip(1).filter(|&&m| m).count()
 }
 
-fn mix(seed: u64, epoch: usize, step: usize) -> u64 {
-    let mut z = seed
-        ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (step as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^ (z >> 31)
-}
-
 /// Trains for `s.epochs` (resuming from a checkpoint when one matches) and returns the best
 /// epoch's inference model with that epoch (0 = the model before training).
 pub fn fit<B: AutodiffBackend>(
@@ -223,11 +215,11 @@ pub fn fit<B: AutodiffBackend>(
     while state.epoch < s.epochs {
         let epoch = state.epoch + 1;
         let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(s.seed, epoch, 0)));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(s.seed, epoch as u64, 0)));
         let mut epoch_loss = 0.0;
         for (k, batch) in order.chunks(section.batch_size).enumerate() {
             check_cancel()?;
-            B::seed(&device, mix(s.seed, epoch, k + 1));
+            B::seed(&device, mix(s.seed, epoch as u64, k as u64 + 1));
             let lr = linear_schedule(state.step, warmup, total, section.lr);
             let batch_tokens: usize = batch.iter().map(|&i| trained_tokens(&train[i])).sum();
             let mut acc = GradientsAccumulator::new();

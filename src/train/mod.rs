@@ -209,7 +209,7 @@ fn read_split(dir: &Path, split: &str) -> Result<Vec<AlignmentRecord>> {
 }
 
 /// `n` records drawn without replacement (in file order), or all when `n` is 0 or too large.
-fn subsample<T>(records: Vec<T>, n: usize, seed: u64) -> Vec<T> {
+pub fn subsample<T>(records: Vec<T>, n: usize, seed: u64) -> Vec<T> {
     if n == 0 || n >= records.len() {
         return records;
     }
@@ -238,23 +238,53 @@ impl RecInputs {
         }
     }
 
-    /// Loads the frozen recommender and embeds the user states `users`.
-    pub fn load<B: Backend>(
-        rec_dir: &Path,
-        users: &[Query<'_>],
-        device: &B::Device,
-    ) -> Result<RecInputs> {
-        let rec = TrainedRecommender::<B>::load(rec_dir, device)?;
-        let table = rec.item_table();
+    /// No recommender vectors (modes without placeholders).
+    pub fn empty() -> RecInputs {
+        RecInputs {
+            users: Vec::new(),
+            items: Vec::new(),
+            dim: 0,
+        }
+    }
+}
+
+/// The frozen target recommender, loaded once per stage: its item table and user encoder.
+pub struct FrozenRecommender<B: Backend> {
+    model: TrainedRecommender<B>,
+    items: Vec<f32>,
+    dim: usize,
+}
+
+impl<B: Backend> FrozenRecommender<B> {
+    pub fn load(rec_dir: &Path, device: &B::Device) -> Result<Self> {
+        let model = TrainedRecommender::<B>::load(rec_dir, device)?;
+        let table = model.item_table();
         let dim = table.dims()[1];
         let items = table
             .into_data()
             .iter::<f32>()
             .map(|v| v.elem::<f32>())
             .collect();
-        let users = samples::user_features(&rec, users, device);
-        Ok(RecInputs { users, items, dim })
+        Ok(FrozenRecommender { model, items, dim })
     }
+
+    /// The vectors behind the placeholders of records whose user states are `users`.
+    pub fn inputs(&self, users: &[Query<'_>], device: &B::Device) -> RecInputs {
+        RecInputs {
+            users: samples::user_features(&self.model, users, device),
+            items: self.items.clone(),
+            dim: self.dim,
+        }
+    }
+}
+
+/// [`FrozenRecommender::inputs`], or no vectors when there is no recommender.
+pub fn rec_inputs<B: Backend>(
+    rec: Option<&FrozenRecommender<B>>,
+    users: &[Query<'_>],
+    device: &B::Device,
+) -> RecInputs {
+    rec.map_or_else(RecInputs::empty, |r| r.inputs(users, device))
 }
 
 fn queries<'a>(records: &[&'a TaskRecord]) -> Vec<Query<'a>> {
@@ -338,19 +368,15 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
             "train: no training record has an answer token within train.max_len".into(),
         ));
     }
-    let (train_rec, valid_rec) = if mode.uses_tokens() {
-        (
-            RecInputs::load::<B::InnerBackend>(&rec_dir, &queries(&train_users), device)?,
-            RecInputs::load::<B::InnerBackend>(&rec_dir, &queries(&valid_users), device)?,
-        )
+    let frozen = if mode.uses_tokens() {
+        Some(FrozenRecommender::<B::InnerBackend>::load(
+            &rec_dir, device,
+        )?)
     } else {
-        let empty = || RecInputs {
-            users: vec![],
-            items: vec![],
-            dim: 0,
-        };
-        (empty(), empty())
+        None
     };
+    let train_rec = rec_inputs(frozen.as_ref(), &queries(&train_users), device);
+    let valid_rec = rec_inputs(frozen.as_ref(), &queries(&valid_users), device);
     ctx.recorder
         .scalar("train_samples", train_samples.len() as f64);
     ctx.recorder
