@@ -4,7 +4,7 @@
 //! Both sides train from the same batches (written to a temporary file) for the same number of
 //! steps with the paper's settings (d 256, 2 layers, 16 heads, FFN 512, L 9, batch 2048, full
 //! softmax, AdamW, clip 10, dropout on) and report training samples per second.
-//! `cargo bench --bench sasrec_train [-- --steps N]` (`--features x86-v4` for AVX-512 kernels).
+//! `cargo bench --bench sasrec_train [-- --steps N]` (AVX-512 kernels are chosen at run time).
 
 mod sasrec_support;
 
@@ -47,14 +47,7 @@ fn main() {
         .collect();
 
     let recx_rate = run_recx(&ex, &batches, warmup);
-    println!(
-        "recx    (burn flex{}): {recx_rate:9.1} samples/s",
-        if cfg!(feature = "x86-v4") {
-            " + x86-v4"
-        } else {
-            ""
-        }
-    );
+    println!("recx    (burn flex): {recx_rate:9.1} samples/s");
 
     let file = write_batches(&ex, &batches);
     // As UniRec computes it (every position of the last block), and with recx's shortcut of

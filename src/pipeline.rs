@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, WeakProgressBar};
 
 use crate::error::{Error, Result};
 use crate::spec::RawSpec;
@@ -146,20 +149,49 @@ pub fn check_cancel() -> Result<()> {
     }
 }
 
-/// Progress bars that stay silent under `--quiet` and when stderr is not a terminal.
+/// Progress bars: live on a terminal; in a log (stderr redirected to a file, a Slurm job, CI)
+/// a plain line per running bar at most every [`LOG_PROGRESS_EVERY`], so a long stage is never
+/// silent there; nothing under `--quiet`.
 #[derive(Clone)]
 pub struct Progress {
     multi: MultiProgress,
     quiet: bool,
+    /// Log mode: the bars a reporter thread prints lines for.
+    logged: Option<Arc<Mutex<Vec<WeakProgressBar>>>>,
 }
+
+/// How often a log (stderr not a terminal) gets progress lines.
+pub const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        let multi = MultiProgress::new();
         if quiet {
-            multi.set_draw_target(ProgressDrawTarget::hidden());
+            return Progress::with_log(None, true);
         }
-        Progress { multi, quiet }
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Progress {
+                multi: MultiProgress::new(),
+                quiet,
+                logged: None,
+            };
+        }
+        Progress::with_log(Some(LOG_PROGRESS_EVERY), false)
+    }
+
+    /// Bars drawn nowhere; with `every`, a thread writes one line per running bar to stderr
+    /// at that interval (log mode).
+    pub fn with_log(every: Option<Duration>, quiet: bool) -> Self {
+        let logged = every.map(|every| {
+            let bars = Arc::new(Mutex::new(Vec::new()));
+            let weak = Arc::downgrade(&bars);
+            std::thread::spawn(move || report_progress(weak, every, &mut std::io::stderr()));
+            bars
+        });
+        Progress {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            quiet,
+            logged,
+        }
     }
 
     pub fn hidden() -> Self {
@@ -179,6 +211,12 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_message(message.into());
+        if let Some(logged) = &self.logged {
+            logged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(bar.downgrade());
+        }
         bar
     }
 
@@ -196,10 +234,53 @@ impl Progress {
 
     /// Prints a line above the bars (or nothing when quiet).
     pub fn println(&self, line: impl AsRef<str>) {
-        if !self.quiet {
+        if self.quiet {
+        } else if self.logged.is_some() {
+            eprintln!("{}", line.as_ref());
+        } else {
             let _ = self.multi.println(line.as_ref());
         }
     }
+}
+
+/// Log mode's reporter: every `every`, one line per bar that is still running, until every
+/// [`Progress`] handle is gone.
+fn report_progress(
+    bars: std::sync::Weak<Mutex<Vec<WeakProgressBar>>>,
+    every: Duration,
+    out: &mut dyn std::io::Write,
+) {
+    loop {
+        std::thread::sleep(every);
+        let Some(bars) = bars.upgrade() else { return };
+        let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+        bars.retain(|b| b.upgrade().is_some_and(|b| !b.is_finished()));
+        for bar in bars.iter().filter_map(WeakProgressBar::upgrade) {
+            let _ = writeln!(out, "{}", progress_line(&bar));
+        }
+    }
+}
+
+/// `alignment training: 12/64 (18.8 %), 0.41/s, elapsed 29s, eta 2m 7s`
+fn progress_line(bar: &ProgressBar) -> String {
+    let pos = bar.position();
+    let len = bar.length().unwrap_or(0);
+    let share = if len > 0 {
+        format!(" ({:.1} %)", 100.0 * pos as f64 / len as f64)
+    } else {
+        String::new()
+    };
+    let eta = if pos > 0 && len > pos {
+        format!(", eta {}", indicatif::HumanDuration(bar.eta()))
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: {pos}/{len}{share}, {:.2}/s, elapsed {}{eta}",
+        bar.message(),
+        bar.per_sec(),
+        indicatif::HumanDuration(bar.elapsed()),
+    )
 }
 
 /// What a running stage can see and use.
@@ -262,5 +343,42 @@ impl<'a> StageContext<'a> {
     /// Resolves a path from the spec against the spec file's folder.
     pub fn spec_path(&self, p: &str) -> PathBuf {
         crate::spec::resolve_spec_path(self.spec_dir, p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_mode_prints_running_bars_until_the_handles_are_gone() {
+        let bars = Arc::new(Mutex::new(Vec::new()));
+        let (running, finished) = (ProgressBar::hidden(), ProgressBar::hidden());
+        running.set_length(10);
+        running.set_message("alignment training");
+        running.set_position(3);
+        finished.set_message("done already");
+        finished.finish();
+        bars.lock()
+            .unwrap()
+            .extend([running.downgrade(), finished.downgrade()]);
+        let weak = Arc::downgrade(&bars);
+        let reporter = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            report_progress(weak, Duration::from_millis(20), &mut out);
+            String::from_utf8(out).unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(90));
+        drop(bars);
+        let text = reporter.join().unwrap();
+        assert!(
+            text.lines().count() >= 2,
+            "a line per interval while running: {text}"
+        );
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with("alignment training: 3/10 (30.0 %)"))
+        );
+        assert!(!text.contains("done already"));
     }
 }

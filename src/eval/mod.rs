@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::alignment::Task;
 use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl, write_jsonl};
 use crate::error::Result;
+use crate::llm::batching::length_sorted_batches;
 use crate::llm::chat::ChatTemplate;
 use crate::llm::generate::{
     Decoding, EmbeddingAddition, GenerateOptions, generate, next_token_logits,
@@ -419,36 +420,40 @@ fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
         let bar = ctx
             .progress
             .bar(records.len() as u64, format!("eval {task}"));
-        let mut sums: std::collections::BTreeMap<&str, f64> = Default::default();
-        for (chunk, recs) in samples
-            .chunks(spec.eval.batch_size)
-            .zip(records.chunks(spec.eval.batch_size))
-        {
+        let mut scores: Vec<Option<Scored>> = (0..records.len()).map(|_| None).collect();
+        let lens: Vec<usize> = samples.iter().map(|s| s.ids.len()).collect();
+        for part in length_sorted_batches(&lens, spec.eval.batch_size) {
             check_cancel()?;
-            let scores = ev.score(task, recs, chunk, &rec)?;
-            for (r, s) in recs.iter().zip(scores) {
-                for &(metric, v) in &s.values {
-                    *sums.entry(metric).or_default() += v;
-                    ctx.recorder
-                        .example(&format!("{task}.{metric}"), &example_id(r), v);
-                }
-                let values: serde_json::Map<String, Value> = s
-                    .values
-                    .iter()
-                    .map(|(m, v)| (m.to_string(), json!(v)))
-                    .collect();
-                answers.push(json!({
-                    "type": task,
-                    "id": example_id(r),
-                    "question": r.question,
-                    "answer": r.answer,
-                    "predictions": s.predictions,
-                    "metrics": values,
-                }));
+            let chunk: Vec<Sample> = part.iter().map(|&i| samples[i].clone()).collect();
+            let recs: Vec<&TaskRecord> = part.iter().map(|&i| records[i]).collect();
+            for (&i, s) in part.iter().zip(ev.score(task, &recs, &chunk, &rec)?) {
+                scores[i] = Some(s);
             }
-            bar.inc(chunk.len() as u64);
+            bar.inc(part.len() as u64);
         }
         bar.finish_and_clear();
+        let mut sums: std::collections::BTreeMap<&str, f64> = Default::default();
+        for (r, s) in records.iter().zip(scores) {
+            let s = s.expect("every record is in one batch");
+            for &(metric, v) in &s.values {
+                *sums.entry(metric).or_default() += v;
+                ctx.recorder
+                    .example(&format!("{task}.{metric}"), &example_id(r), v);
+            }
+            let values: serde_json::Map<String, Value> = s
+                .values
+                .iter()
+                .map(|(m, v)| (m.to_string(), json!(v)))
+                .collect();
+            answers.push(json!({
+                "type": task,
+                "id": example_id(r),
+                "question": r.question,
+                "answer": r.answer,
+                "predictions": s.predictions,
+                "metrics": values,
+            }));
+        }
         record_means(ctx.recorder, task, &sums, records.len());
     }
     write_jsonl(&ctx.out_dir().join(ANSWERS), &answers)

@@ -18,11 +18,12 @@ use crate::alignment::Mode;
 use crate::alignment::record::{ExplainRecord, read_jsonl, write_jsonl};
 use crate::error::Result;
 use crate::eval::Evaluator;
+use crate::llm::batching::length_sorted_batches;
 use crate::llm::generate::Decoding;
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator};
-use crate::train::{LlmStageBody, run_on_llm_device};
+use crate::train::{LlmStageBody, Sample, run_on_llm_device};
 
 /// The stage's output file.
 pub const EXPLANATIONS: &str = "explanations.jsonl";
@@ -178,41 +179,43 @@ fn explain<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result
     opts.min_new_tokens = section.min_new_tokens;
 
     let bar = ctx.progress.bar(records.len() as u64, "explanations");
-    let mut out = Vec::with_capacity(records.len());
-    let (mut agree, mut tokens) = (0usize, 0usize);
-    for (batch, recs) in samples
-        .chunks(section.batch_size)
-        .zip(records.chunks(section.batch_size))
-    {
+    let mut texts: Vec<String> = vec![String::new(); records.len()];
+    let lens: Vec<usize> = samples.iter().map(|s| s.ids.len()).collect();
+    for part in length_sorted_batches(&lens, section.batch_size) {
         check_cancel()?;
-        for (answers, r) in ev.answers(batch, &rec, &opts)?.into_iter().zip(recs) {
-            let text = answers
+        let batch: Vec<Sample> = part.iter().map(|&i| samples[i].clone()).collect();
+        for (&i, answers) in part.iter().zip(ev.answers(&batch, &rec, &opts)?) {
+            texts[i] = answers
                 .into_iter()
                 .next()
                 .unwrap_or_default()
                 .trim()
                 .to_string();
-            let right = leading_decision(&text) == Some(r.label.as_str());
-            agree += usize::from(right);
-            tokens += ev.tokenizer.encode(&text, false)?.len();
-            let e = Explanation {
-                uid: r.uid,
-                iid: r.iid,
-                target: r.target,
-                label: r.label.clone(),
-                score: r.score,
-                history_titles: r.history_titles.clone(),
-                target_title: r.target_title.clone(),
-                question: r.question.clone(),
-                explanation: text,
-            };
-            ctx.recorder
-                .example("decision_acc", &e.case_id(), f64::from(u8::from(right)));
-            out.push(e);
         }
-        bar.inc(batch.len() as u64);
+        bar.inc(part.len() as u64);
     }
     bar.finish_and_clear();
+    let mut out = Vec::with_capacity(records.len());
+    let (mut agree, mut tokens) = (0usize, 0usize);
+    for (r, text) in records.iter().zip(texts) {
+        let right = leading_decision(&text) == Some(r.label.as_str());
+        agree += usize::from(right);
+        tokens += ev.tokenizer.encode(&text, false)?.len();
+        let e = Explanation {
+            uid: r.uid,
+            iid: r.iid,
+            target: r.target,
+            label: r.label.clone(),
+            score: r.score,
+            history_titles: r.history_titles.clone(),
+            target_title: r.target_title.clone(),
+            question: r.question.clone(),
+            explanation: text,
+        };
+        ctx.recorder
+            .example("decision_acc", &e.case_id(), f64::from(u8::from(right)));
+        out.push(e);
+    }
     let n = out.len().max(1) as f64;
     ctx.recorder.scalar("explanations", out.len() as f64);
     ctx.recorder.scalar("decision_acc", agree as f64 / n);

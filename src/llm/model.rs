@@ -102,12 +102,21 @@ fn tied_head<B: Backend>(x: Tensor<B, 2>, embedding: Tensor<B, 2>) -> Tensor<B, 
 }
 
 /// Rotary embedding tables; the pairing of dimensions follows the checkpoint's layout.
+///
+/// Rotation is computed as `x·cos + (x·R)·sin` on full-width tables, where `R` is the signed
+/// permutation that maps each pair `(a, b)` of rotated dimensions to `(-b, a)` (HF's
+/// `rotate_half` for the half-split layout, neighbouring pairs for the interleaved one). Every
+/// operand is then contiguous: slicing the two halves apart and concatenating them again made
+/// the CPU backend walk strided views element by element, in the forward and backward pass of
+/// every layer.
 #[derive(Module, Debug)]
 pub struct Rope<B: Backend> {
-    /// `[max_positions, head_dim / 2]`
+    /// `[max_positions, head_dim]`: each pair's cosine at both of its dimensions.
     cos: Tensor<B, 2>,
-    /// `[max_positions, head_dim / 2]`
+    /// `[max_positions, head_dim]`
     sin: Tensor<B, 2>,
+    /// `[head_dim, head_dim]`: `x·R` is `rotate_half(x)` in the checkpoint's layout.
+    rotation: Tensor<B, 2>,
     interleaved: bool,
 }
 
@@ -123,22 +132,46 @@ impl<B: Backend> Rope<B> {
         device: &B::Device,
     ) -> Self {
         let half = head_dim / 2;
+        let interleaved = layout == RopeLayout::Interleaved;
+        // Dimension `j` belongs to pair `pair(j)`; `partner(j)` is the other member of its pair
+        // and `first(j)` says whether `j` is the pair's first member.
+        let pair = |j: usize| if interleaved { j / 2 } else { j % half };
+        let partner = |j: usize| match (interleaved, j.is_multiple_of(2), j < half) {
+            (true, true, _) => j + 1,
+            (true, false, _) => j - 1,
+            (false, _, true) => j + half,
+            (false, _, false) => j - half,
+        };
+        let first = |j: usize| {
+            if interleaved {
+                j.is_multiple_of(2)
+            } else {
+                j < half
+            }
+        };
         let n = max_positions.clamp(1, MAX_ROPE_TABLE);
-        let mut cos = Vec::with_capacity(n * half);
-        let mut sin = Vec::with_capacity(n * half);
+        let mut cos = Vec::with_capacity(n * head_dim);
+        let mut sin = Vec::with_capacity(n * head_dim);
         for pos in 0..n {
-            for i in 0..half {
+            for j in 0..head_dim {
                 // Same f32 inverse frequencies as HF's `_compute_default_rope_parameters`.
+                let i = pair(j);
                 let inv_freq = (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32;
                 let angle = pos as f32 * inv_freq;
                 cos.push(angle.cos());
                 sin.push(angle.sin());
             }
         }
+        // (x·R)[j] = -x[partner(j)] for a pair's first member, +x[partner(j)] for its second.
+        let mut rotation = vec![0.0f32; head_dim * head_dim];
+        for j in 0..head_dim {
+            rotation[partner(j) * head_dim + j] = if first(j) { -1.0 } else { 1.0 };
+        }
         Rope {
-            cos: Tensor::from_data(TensorData::new(cos, [n, half]), device),
-            sin: Tensor::from_data(TensorData::new(sin, [n, half]), device),
-            interleaved: layout == RopeLayout::Interleaved,
+            cos: Tensor::from_data(TensorData::new(cos, [n, head_dim]), device),
+            sin: Tensor::from_data(TensorData::new(sin, [n, head_dim]), device),
+            rotation: Tensor::from_data(TensorData::new(rotation, [head_dim, head_dim]), device),
+            interleaved,
         }
     }
 
@@ -150,42 +183,35 @@ impl<B: Backend> Rope<B> {
         self.cos.dims()[0]
     }
 
-    /// Tables for the given positions: `positions` `[B·L]` → two `[B, 1, L, head_dim/2]`.
+    /// Tables for the given positions, materialised for `heads` heads: `positions` `[B·L]` →
+    /// two contiguous `[B, L, heads, head_dim]` (built once per forward call and shared by every
+    /// layer, so the per-layer products need no broadcasting).
     pub fn at(
         &self,
         positions: Tensor<B, 1, Int>,
         batch: usize,
         len: usize,
+        heads: usize,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let half = self.cos.dims()[1];
+        let d = self.cos.dims()[1];
         let pick = |t: &Tensor<B, 2>| {
             t.clone()
                 .select(0, positions.clone())
-                .reshape([batch, 1, len, half])
+                .reshape([batch, len, 1, d])
+                .repeat_dim(2, heads)
         };
         (pick(&self.cos), pick(&self.sin))
     }
 
-    /// Rotates `x` `[B, H, L, D]` by the tables `[B, 1, L, D/2]`.
+    /// Rotates `x` `[B, L, H, D]` by the tables `[B, L, H, D]` from [`Rope::at`].
     pub fn apply(&self, x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, h, l, d] = x.dims();
-        let half = d / 2;
-        if self.interleaved {
-            let x = x.reshape([b, h, l, half, 2]);
-            let x1 = x.clone().narrow(4, 0, 1);
-            let x2 = x.narrow(4, 1, 1);
-            let cos = cos.clone().unsqueeze_dim::<5>(4);
-            let sin = sin.clone().unsqueeze_dim::<5>(4);
-            let r1 = x1.clone() * cos.clone() - x2.clone() * sin.clone();
-            let r2 = x2 * cos + x1 * sin;
-            Tensor::cat(vec![r1, r2], 4).reshape([b, h, l, d])
-        } else {
-            let x1 = x.clone().narrow(3, 0, half);
-            let x2 = x.narrow(3, half, half);
-            let r1 = x1.clone() * cos.clone() - x2.clone() * sin.clone();
-            let r2 = x2 * cos.clone() + x1 * sin.clone();
-            Tensor::cat(vec![r1, r2], 3)
-        }
+        let [b, l, h, d] = x.dims();
+        let rotated = x
+            .clone()
+            .reshape([b * l * h, d])
+            .matmul(self.rotation.clone())
+            .reshape([b, l, h, d]);
+        x * cos.clone() + rotated * sin.clone()
     }
 }
 
@@ -205,10 +231,13 @@ pub struct Attention<B: Backend> {
 
 /// What every layer needs for one forward call besides its input.
 pub struct StepContext<B: Backend> {
-    /// `[B, 1, L, D/2]` rotary tables for the new tokens.
-    pub cos: Tensor<B, 4>,
-    pub sin: Tensor<B, 4>,
-    /// `[B, 1, g·L, L_total]`, true = masked; `None` when nothing is masked.
+    /// `[B, L, H, D]` rotary tables for the new tokens' query heads.
+    pub cos_q: Tensor<B, 4>,
+    pub sin_q: Tensor<B, 4>,
+    /// `[B, L, Hkv, D]` rotary tables for their key heads.
+    pub cos_k: Tensor<B, 4>,
+    pub sin_k: Tensor<B, 4>,
+    /// `[B, Hkv, g·L, L_total]`, true = masked; `None` when nothing is masked.
     pub mask: Option<Tensor<B, 4, Bool>>,
 }
 
@@ -223,14 +252,19 @@ impl<B: Backend> Attention<B> {
     ) -> Tensor<B, 3> {
         let [b, l, _] = x.dims();
         let (h, hkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, d]).swap_dims(1, 2);
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, d]);
         let lora = self.lora.as_ref();
         let q = project(&self.q_proj, lora.map(|a| &a.q), x.clone());
         let k = project(&self.k_proj, lora.map(|a| &a.k), x.clone());
         let v = project(&self.v_proj, lora.map(|a| &a.v), x);
-        let q = rope.apply(heads(q, h), &ctx.cos, &ctx.sin); // [B, H, L, D]
-        let k = rope.apply(heads(k, hkv), &ctx.cos, &ctx.sin); // [B, Hkv, L, D]
-        let v = heads(v, hkv); // [B, Hkv, L, D]
+        // Rotated while still contiguous `[B, L, heads, D]`, then heads first.
+        let q = rope
+            .apply(heads(q, h), &ctx.cos_q, &ctx.sin_q)
+            .swap_dims(1, 2); // [B, H, L, D]
+        let k = rope
+            .apply(heads(k, hkv), &ctx.cos_k, &ctx.sin_k)
+            .swap_dims(1, 2); // [B, Hkv, L, D]
+        let v = heads(v, hkv).swap_dims(1, 2); // [B, Hkv, L, D]
         let (k, v) = match cache.take() {
             Some(past) => (
                 Tensor::cat(vec![past.k, k], 2),
@@ -432,17 +466,21 @@ impl<B: Backend> LlamaModel<B> {
             "sequence longer than the {} positions this model supports",
             self.rope.max_positions()
         );
-        let (cos, sin) = self.rope.at(
-            Tensor::from_data(TensorData::new(positions, [b * l]), &device),
-            b,
-            l,
-        );
-        let group = self
-            .layers
-            .first()
-            .map_or(1, |x| x.self_attn.num_heads / x.self_attn.num_kv_heads);
-        let mask = attention_mask::<B>(&cache.valid, l, group, &device);
-        let ctx = StepContext { cos, sin, mask };
+        let (heads, kv_heads) = self.layers.first().map_or((1, 1), |x| {
+            (x.self_attn.num_heads, x.self_attn.num_kv_heads)
+        });
+        let positions =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [b * l]), &device);
+        let (cos_q, sin_q) = self.rope.at(positions.clone(), b, l, heads);
+        let (cos_k, sin_k) = self.rope.at(positions, b, l, kv_heads);
+        let mask = attention_mask::<B>(&cache.valid, l, kv_heads, heads / kv_heads, &device);
+        let ctx = StepContext {
+            cos_q,
+            sin_q,
+            cos_k,
+            sin_k,
+            mask,
+        };
         let mut x = embeds;
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = layer.forward(x, &self.rope, &ctx, layer_cache);
@@ -532,34 +570,43 @@ impl<B: Backend> LlamaModel<B> {
 }
 
 /// The boolean attention mask for `l` new queries over all keys (`valid` already includes the
-/// new positions), with each query row repeated for the `group` heads sharing a KV head.
+/// new positions), laid out as the attention scores are: `[B, kv_heads, group·l, total]`, each
+/// query row repeated for the `group` heads sharing a KV head.
 ///
 /// A key is masked when it lies after the query or is padding; a padding query still sees
 /// itself so no softmax row is empty (an all-masked row would produce NaNs that leak through
-/// the cache). Returns `None` when nothing is masked.
+/// the cache). The mask is materialised at the scores' full shape: a broadcast mask would be
+/// copied into that shape by the CPU backend in every layer, forward and backward. Returns
+/// `None` when nothing is masked.
 fn attention_mask<B: Backend>(
     valid: &[Vec<bool>],
     l: usize,
+    kv_heads: usize,
     group: usize,
     device: &B::Device,
 ) -> Option<Tensor<B, 4, Bool>> {
     let b = valid.len();
     let total = valid.first().map_or(0, Vec::len);
     let past = total - l;
-    let mut mask = Vec::with_capacity(b * group * l * total);
+    let rows = group * l * total;
+    let mut mask = Vec::with_capacity(b * kv_heads * rows);
     for row in valid {
+        let start = mask.len();
         for _ in 0..group {
             for i in 0..l {
                 let t = past + i;
                 mask.extend((0..total).map(|j| j > t || (!row[j] && j != t)));
             }
         }
+        for _ in 1..kv_heads {
+            mask.extend_from_within(start..start + rows);
+        }
     }
     if mask.iter().all(|m| !m) {
         return None;
     }
     Some(Tensor::from_data(
-        TensorData::new(mask, [b, 1, group * l, total]),
+        TensorData::new(mask, [b, kv_heads, group * l, total]),
         device,
     ))
 }

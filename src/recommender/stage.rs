@@ -16,7 +16,7 @@ use super::mf::{Mf, MfConfig};
 use super::model::RecModel;
 use super::samples::{Example, Examples, Query};
 use super::sasrec::{SasRec, SasRecConfig};
-use super::top_file::write_top_file;
+use super::top_file::{TopLine, top1_concentration, write_top_file};
 use super::train::{TrainOutcome, TrainReport, evaluate, for_each_score_row, seeded_init, train};
 use super::{DeviceSetting, ModelKind, ResolvedRecommender};
 use crate::data::Dataset;
@@ -197,9 +197,11 @@ fn finish<B: Backend, M: RecModel<B>>(
     let mut rng = export_rng(settings.export_seed);
     if train_top {
         let lines = top_file_lines(model, &ex.train, times, &mut rng, batch, device, ctx)?;
+        record_concentration(ctx, "train", &lines, times);
         write_top_file(&out.join(TRAIN_TOP), &lines)?;
     }
     let lines = top_file_lines(model, &ex.test, times, &mut rng, batch, device, ctx)?;
+    record_concentration(ctx, "test", &lines, times);
     write_top_file(&out.join(TEST_TOP), &lines)?;
 
     let (items, rows, dim) = to_rows(model.item_table());
@@ -294,6 +296,22 @@ pub fn popularity_ranks(ex: &Examples<'_>) -> Vec<usize> {
         .collect()
 }
 
+/// `top1.<split>.distinct` and `top1.<split>.max_share` ([`top1_concentration`]), with a
+/// warning when one item is the top-1 of more than 5 % of the user states.
+fn record_concentration(ctx: &mut StageContext<'_>, split: &str, lines: &[TopLine], times: usize) {
+    let (distinct, max_share) = top1_concentration(lines, times);
+    ctx.recorder
+        .scalar(&format!("top1.{split}.distinct"), distinct as f64);
+    ctx.recorder
+        .scalar(&format!("top1.{split}.max_share"), max_share);
+    if max_share > 0.05 {
+        tracing::warn!(
+            "the target's top-1 is concentrated ({split}): one item is first for {:.1} % of user states ({distinct} distinct top-1 items); uid2next will reward a constant answer",
+            100.0 * max_share
+        );
+    }
+}
+
 /// The top-file lines of every example, scored in batches.
 fn top_file_lines<B: Backend, M: RecModel<B>>(
     model: &M,
@@ -303,7 +321,7 @@ fn top_file_lines<B: Backend, M: RecModel<B>>(
     batch: usize,
     device: &B::Device,
     ctx: &StageContext<'_>,
-) -> Result<Vec<super::top_file::TopLine>> {
+) -> Result<Vec<TopLine>> {
     let bar = ctx.progress.bar(examples.len() as u64, "top file");
     let queries: Vec<Query<'_>> = examples.iter().map(|e| e.query).collect();
     let mut lines = Vec::with_capacity(examples.len() * times);

@@ -25,6 +25,7 @@ use super::aligned::{AlignedModel, RecFeatures};
 use super::samples::Sample;
 use super::{TrainSection, linear_schedule};
 use crate::error::{Error, IoContext, Result};
+use crate::llm::batching::length_sorted_batches;
 use crate::pipeline::{Progress, Recorder, check_cancel};
 use crate::recommender::train::{BACKEND_RNG, adamw, clip_global_norm, mix};
 
@@ -109,10 +110,12 @@ fn validate<B: Backend>(
     let mut all = Sums::default();
     let mut tasks = BTreeMap::new();
     for (task, group) in by_task {
+        let lens: Vec<usize> = group.iter().map(|s| s.ids.len()).collect();
         let mut sums = Sums::default();
-        for chunk in group.chunks(micro) {
+        for part in length_sorted_batches(&lens, micro) {
             check_cancel()?;
-            let out = model.loss(chunk, features);
+            let chunk: Vec<&Sample> = part.into_iter().map(|i| group[i]).collect();
+            let out = model.loss(&chunk, features);
             let loss = out.loss.into_scalar().elem::<f64>();
             sums.add(loss, out.tokens, out.correct);
             all.add(loss, out.tokens, out.correct);
@@ -145,6 +148,49 @@ fn record_epoch(rec: &mut dyn Recorder, r: &EpochRecord) {
 
 fn trained_tokens(s: &Sample) -> usize {
     s.loss_mask.iter().skip(1).filter(|&&m| m).count()
+}
+
+/// The micro-batches of one optimizer batch, grouped by length
+/// ([`length_sorted_batches`]). A step's gradient is the token-weighted mean over the whole
+/// batch whatever the partition, so this changes nothing beyond floating-point summation order;
+/// the batch's composition stays the original's (no grouping across batches, which would
+/// change what the optimizer sees).
+pub fn micro_batches<'s>(
+    batch: &[usize],
+    samples: &'s [Sample],
+    micro: usize,
+) -> Vec<Vec<&'s Sample>> {
+    let lens: Vec<usize> = batch.iter().map(|&i| samples[i].ids.len()).collect();
+    length_sorted_batches(&lens, micro)
+        .into_iter()
+        .map(|part| part.into_iter().map(|j| &samples[batch[j]]).collect())
+        .collect()
+}
+
+/// One optimizer step over the micro-batches of a batch: token-weighted gradient accumulation,
+/// global-norm clipping, the optimizer update. Returns the updated model and the batch loss.
+pub fn train_step<B: AutodiffBackend, O: Optimizer<AlignedModel<B>, B>>(
+    model: AlignedModel<B>,
+    optim: &mut O,
+    parts: &[Vec<&Sample>],
+    features: &RecFeatures<'_>,
+    lr: f64,
+    max_grad_norm: f64,
+) -> (AlignedModel<B>, f64) {
+    let batch_tokens: usize = parts.iter().flatten().map(|s| trained_tokens(s)).sum();
+    let mut acc = GradientsAccumulator::new();
+    let mut batch_loss = 0.0;
+    for part in parts {
+        let out = model.loss(part, features);
+        let share = out.tokens as f64 / batch_tokens.max(1) as f64;
+        let loss = out.loss.mul_scalar(share);
+        batch_loss += loss.clone().into_scalar().elem::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        acc.accumulate(&model, grads);
+    }
+    let mut grads = acc.grads();
+    clip_global_norm::<B, _>(&model, &mut grads, max_grad_norm);
+    (optim.step(lr, model, grads), batch_loss)
 }
 
 /// Trains for `s.epochs` (resuming from a checkpoint when one matches) and returns the best
@@ -221,21 +267,16 @@ pub fn fit<B: AutodiffBackend>(
             check_cancel()?;
             B::seed(&device, mix(s.seed, epoch as u64, k as u64 + 1));
             let lr = linear_schedule(state.step, warmup, total, section.lr);
-            let batch_tokens: usize = batch.iter().map(|&i| trained_tokens(&train[i])).sum();
-            let mut acc = GradientsAccumulator::new();
-            let mut batch_loss = 0.0;
-            for part in batch.chunks(micro) {
-                let refs: Vec<&Sample> = part.iter().map(|&i| &train[i]).collect();
-                let out = model.loss(&refs, train_features);
-                let share = out.tokens as f64 / batch_tokens.max(1) as f64;
-                let loss = out.loss.mul_scalar(share);
-                batch_loss += loss.clone().into_scalar().elem::<f64>();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                acc.accumulate(&model, grads);
-            }
-            let mut grads = acc.grads();
-            clip_global_norm::<B, _>(&model, &mut grads, section.max_grad_norm);
-            model = optim.step(lr, model, grads);
+            let parts = micro_batches(batch, train, micro);
+            let (next, batch_loss) = train_step(
+                model,
+                &mut optim,
+                &parts,
+                train_features,
+                lr,
+                section.max_grad_norm,
+            );
+            model = next;
             recorder.series("train_loss", state.step as u64, batch_loss);
             recorder.series("lr", state.step as u64, lr);
             state.steps.push((state.step, batch_loss, lr));

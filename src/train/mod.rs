@@ -36,7 +36,7 @@ use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl};
 use crate::error::{Error, IoContext, Result};
 use crate::llm::chat::ChatTemplate;
 use crate::llm::lora::{LoraConfig, attach_lora, count_params, merge_lora};
-use crate::llm::{BackendTask, DeviceChoice, save_hf};
+use crate::llm::{BackendTask, DeviceChoice, LlamaModel, save_hf};
 use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::recommender::train::seeded_init;
 use crate::recommender::{Query, TrainedRecommender};
@@ -203,8 +203,8 @@ impl LlmStageBody for TrainStage {
     }
 }
 
-/// Records of one split, read from the alignment-data stage.
-fn read_split(dir: &Path, split: &str) -> Result<Vec<AlignmentRecord>> {
+/// Records of one split (`train`, `valid`), read from the alignment-data stage's folder.
+pub fn read_split(dir: &Path, split: &str) -> Result<Vec<AlignmentRecord>> {
     read_jsonl(&dir.join(format!("{split}.jsonl")))
 }
 
@@ -287,7 +287,7 @@ pub fn rec_inputs<B: Backend>(
     rec.map_or_else(RecInputs::empty, |r| r.inputs(users, device))
 }
 
-fn queries<'a>(records: &[&'a TaskRecord]) -> Vec<Query<'a>> {
+pub fn queries<'a>(records: &[&'a TaskRecord]) -> Vec<Query<'a>> {
     records.iter().map(|r| samples::query(r)).collect()
 }
 
@@ -324,6 +324,45 @@ pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f
         peak * (step + 1) as f64 / warmup as f64
     } else {
         peak * (total.saturating_sub(step)) as f64 / (total - warmup).max(1) as f64
+    }
+}
+
+/// The model alignment trains: a pretrained backbone frozen with LoRA adapters (and, with
+/// `train_embeddings`, its embeddings and head trainable as the original's `modules_to_save`),
+/// or a scratch model trained fully; plus fresh connectors when the mode injects recommender
+/// vectors of `rec_dim` dimensions.
+pub fn trainable_model<B: AutodiffBackend>(
+    llm: LlamaModel<B>,
+    pretrained: bool,
+    section: &TrainSection,
+    rec_dim: Option<usize>,
+    seed: u64,
+) -> AlignedModel<B> {
+    let hidden = llm.hidden_size();
+    let device = llm.device();
+    let mut llm = llm;
+    if pretrained {
+        llm = attach_lora(llm, &section.lora(), seed);
+        if section.train_embeddings {
+            llm.embed_tokens.weight = llm.embed_tokens.weight.clone().set_require_grad(true);
+            if let Some(head) = llm.lm_head.as_mut() {
+                head.weight = head.weight.clone().set_require_grad(true);
+            }
+        }
+    }
+    let (user_connector, item_connector) = match rec_dim {
+        Some(dim) => seeded_init::<B, _>(&device, seed, |d| {
+            (
+                Some(Connector::new(dim, hidden, d)),
+                Some(Connector::new(dim, hidden, d)),
+            )
+        }),
+        None => (None, None),
+    };
+    AlignedModel {
+        llm,
+        user_connector,
+        item_connector,
     }
 }
 
@@ -383,34 +422,8 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
         .scalar("valid_samples", valid_samples.len() as f64);
     ctx.recorder.scalar("dropped_samples", dropped as f64);
 
-    let hidden = base.model.hidden_size();
-    let pretrained = base.pretrained;
-    let mut llm = base.model;
-    if pretrained {
-        llm = attach_lora(llm, &section.lora(), seed);
-        if section.train_embeddings {
-            llm.embed_tokens.weight = llm.embed_tokens.weight.clone().set_require_grad(true);
-            if let Some(head) = llm.lm_head.as_mut() {
-                head.weight = head.weight.clone().set_require_grad(true);
-            }
-        }
-    }
-    let (user_connector, item_connector) = if mode.uses_tokens() {
-        let dim = train_rec.dim;
-        seeded_init::<B, _>(device, seed, |d| {
-            (
-                Some(Connector::new(dim, hidden, d)),
-                Some(Connector::new(dim, hidden, d)),
-            )
-        })
-    } else {
-        (None, None)
-    };
-    let model = AlignedModel {
-        llm,
-        user_connector,
-        item_connector,
-    };
+    let rec_dim = mode.uses_tokens().then_some(train_rec.dim);
+    let model = trainable_model(base.model, base.pretrained, section, rec_dim, seed);
     let (trainable, total) = count_params::<B, _>(&model);
     ctx.recorder.scalar("trainable_params", trainable as f64);
     ctx.recorder.scalar("total_params", total as f64);
