@@ -469,8 +469,9 @@ fn top_items(seqs: &[UserSeq], n_items: usize, n: usize) -> Vec<bool> {
 }
 
 /// Applies `metadata_filter` (spec §1.3 step 8) to every item. Items whose title is empty after
-/// cleaning (the original would stop on an assertion; the rebuilt Games set has 14 such items)
-/// get their raw id as title; their number is returned for the stats.
+/// cleaning (a title of punctuation only; the original would stop on an assertion) get their raw
+/// id as title; their number is returned for the stats. Items with no title at all are gone by
+/// now (stage 1's title requirement).
 pub fn clean_metadata(ds: &mut Dataset) -> usize {
     let mut untitled = 0;
     for item in ds.items.iter_mut().skip(1) {
