@@ -154,7 +154,7 @@ fn main() {
         .sum();
     let params = non_embedding_params(&base.config);
     println!(
-        "{} samples ({real} real tokens, {:.1} % of computed positions are padding), batch {} / micro {}, LoRA r {} alpha {} dropout {}",
+        "{} samples ({real} real tokens, {:.1} % of computed positions are padding), batch {} / micro {}, LoRA r {} alpha {} dropout {} on {:?}",
         samples.len(),
         100.0 * (padded - real) as f64 / padded as f64,
         section.batch_size,
@@ -162,6 +162,7 @@ fn main() {
         section.lora_r,
         section.lora_alpha,
         section.lora_dropout,
+        section.lora_targets,
     );
 
     let peer_dir = manifest().join("target/bench-llm-train/peer");
@@ -197,6 +198,12 @@ fn main() {
         100.0 * flops(recx_tps) / peak
     );
 
+    let targets = section
+        .lora_targets
+        .iter()
+        .map(|t| format!("{}_proj", t.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
     let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&python)
         .arg(manifest().join("benches/llm_train_reference.py"))
@@ -205,6 +212,7 @@ fn main() {
         .args(["--r", &section.lora_r.to_string()])
         .args(["--alpha", &section.lora_alpha.to_string()])
         .args(["--dropout", &section.lora_dropout.to_string()])
+        .args(["--targets", &targets])
         .args(["--lr", &section.lr.to_string()])
         .args(["--max-grad-norm", &section.max_grad_norm.to_string()])
         .output();

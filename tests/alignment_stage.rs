@@ -348,3 +348,82 @@ fn runs_as_a_pipeline_stage_and_records_counts() {
     let fp2 = stage.fingerprint(&spec, tmp.path(), 5).unwrap();
     assert_ne!(fp2["templates"]["sha256"], fp["templates"]["sha256"]);
 }
+
+/// ShareGPT conversations that passed the filter, and those taken for train and valid, from
+/// the `stats.json` the stage wrote in `out`.
+fn sharegpt_counts(out: &Path) -> serde_json::Value {
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    let sg = &stats["sharegpt"];
+    serde_json::json!([sg["passed_filter"], sg["train"], sg["valid"]])
+}
+
+#[test]
+fn a_pretrained_backbone_counts_tokens_with_its_own_tokenizer() {
+    use recx::llm::chat::{ChatTemplate, TemplateName};
+    use recx::llm::tokenizer::Tokenizer;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = hand_dataset();
+    let data_dir = tmp.path().join("data");
+    ds.save(&data_dir).unwrap();
+    let rec = tmp.path().join("rec");
+    write_rec_dir(&rec, &ds, ModelKind::Sasrec);
+    std::fs::write(tmp.path().join("sharegpt.json"), truncated_sharegpt(12)).unwrap();
+    // A backbone folder whose byte-level vocabulary spends about a token per character, where
+    // the estimate counts "question 7" as 3 tokens.
+    let backbone = tmp.path().join("backbone");
+    std::fs::create_dir_all(&backbone).unwrap();
+    let template = ChatTemplate::new(TemplateName::Llama2);
+    Tokenizer::train_bpe(["games"].iter(), &template.bpe_train_config(262))
+        .unwrap()
+        .save(&backbone.join("tokenizer.json"))
+        .unwrap();
+
+    let mut spec = RawSpec::default();
+    spec.experiment.name = "t".into();
+    spec.alignment = section(Mode::Behaviour);
+    spec.alignment.sharegpt_path = "sharegpt.json".into();
+    spec.alignment.sharegpt_train = 5;
+    spec.alignment.sharegpt_valid = 3;
+    spec.alignment.sharegpt_max_prompt_tokens = 5;
+    let run = |spec: &RawSpec, out: &Path| {
+        let inputs = BTreeMap::from([
+            (StageKind::Data, data_dir.clone()),
+            (StageKind::Recommender, rec.clone()),
+        ]);
+        let mut m = Measurements::default();
+        let progress = Progress::hidden();
+        let mut ctx = StageContext::new(
+            spec,
+            tmp.path(),
+            1,
+            out.to_path_buf(),
+            inputs,
+            &mut m,
+            &progress,
+        );
+        AlignmentDataStage.run(&mut ctx).unwrap();
+    };
+    let stage = AlignmentDataStage;
+
+    let estimated = tmp.path().join("estimated");
+    run(&spec, &estimated);
+    assert_eq!(sharegpt_counts(&estimated), serde_json::json!([12, 5, 3]));
+    let fp_estimate = stage.fingerprint(&spec, tmp.path(), 1).unwrap();
+    assert_eq!(fp_estimate["token_counter"], "estimate_tokens/v1");
+
+    spec.llm.model = "backbone".into();
+    let counted = tmp.path().join("counted");
+    run(&spec, &counted);
+    assert_eq!(
+        sharegpt_counts(&counted),
+        serde_json::json!([0, 0, 0]),
+        "every first question is over 5 real tokens"
+    );
+    let fp_backbone = stage.fingerprint(&spec, tmp.path(), 1).unwrap();
+    assert!(
+        fp_backbone["token_counter"]["backbone"].is_object(),
+        "{fp_backbone}"
+    );
+}

@@ -69,6 +69,10 @@ fn stage2_on_games_gives_the_papers_size() {
         "sparsity {}",
         s.sparsity
     );
+    // The 14 untitled items of the Games files go before stage 2, as in the original's stage 1,
+    // so no raw id has to stand in for a title afterwards.
+    assert_eq!(s.untitled_dropped, 14);
+    assert_eq!(s.untitled_items, 0);
     // Every user has at least 5 items, every item at least 5 users (the final 5-core).
     let ds = &built.dataset;
     assert!(ds.users().all(|(_, seq)| seq.len() >= 5));

@@ -66,6 +66,56 @@ fn layout_dir(seq: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Runs the data stage on `spec` into `out`; returns the metrics.
+fn run_stage(spec: &Spec, out: &Path) -> Measurements {
+    let mut m = Measurements::default();
+    let progress = Progress::hidden();
+    let mut ctx = StageContext::new(
+        &spec.raw,
+        Path::new("."),
+        2024,
+        out.to_path_buf(),
+        BTreeMap::new(),
+        &mut m,
+        &progress,
+    );
+    DataStage.run(&mut ctx).unwrap();
+    m
+}
+
+#[test]
+fn a_processed_layout_loses_its_untitled_items_before_stage2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sequential_data.txt"),
+        "1 1 2 3
+2 2
+3 3 1
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("metadata.json"),
+        "{\"asin\": \"A\", \"title\": \"a\"}\n{\"asin\": \"B\", \"title\": \"\"}\n\
+         {\"asin\": \"C\", \"title\": \"c\"}\n",
+    )
+    .unwrap();
+    let spec = spec(&format!(
+        "source = \"recexplainer\"\npath = {:?}\n[data.stage2]\nenabled = false\n",
+        dir.path().display().to_string()
+    ));
+    let out = tempfile::tempdir().unwrap();
+    let m = run_stage(&spec, out.path());
+    assert_eq!(m.scalars["untitled_dropped"], 1.0);
+    assert_eq!(m.scalars["untitled_items"], 0.0, "no raw id stands in");
+    let ds = Dataset::load(out.path()).unwrap();
+    assert_eq!((ds.n_users, ds.n_items, ds.n_interactions()), (2, 2, 4));
+    assert!(ds.items.iter().skip(1).all(|m| m.raw_id != "B"));
+    let table = stats_table(out.path()).unwrap();
+    assert!(table.contains("items dropped (no title)"), "{table}");
+    assert!(table.contains("stage1: items with a title"), "{table}");
+}
+
 #[test]
 fn fingerprint_follows_file_contents_not_locations() {
     let a = layout_dir("1 1 2\n");

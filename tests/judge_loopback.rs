@@ -18,9 +18,29 @@ use recx::store::Store;
 const SECRET: &str = "sk-test-SECRET-4242";
 const SUMMARY: &str = "A collector of action games who favours PlayStation exclusives.";
 
-/// Serves chat completions: summary queries (with the original's system message) get a
-/// summary, "Label: Yes" judge prompts get `<score>D</score>`, others an answer the strict rule
-/// rejects. Requests without the right bearer token get 401.
+/// The answer to one chat request: judge prompts without the original's system message get
+/// an answer that is no rating; other judge prompts get `<score>D</score>` for "Label: Yes"
+/// and an answer the strict rule rejects otherwise; summary queries get a summary.
+fn answer_to(request: &serde_json::Value) -> &'static str {
+    let messages = request["messages"].as_array().unwrap();
+    let prompt = messages.last().unwrap()["content"].as_str().unwrap();
+    let system = messages
+        .iter()
+        .find(|m| m["role"] == "system")
+        .and_then(|m| m["content"].as_str());
+    if !prompt.contains("Assistant's output") {
+        SUMMARY
+    } else if system != Some(recx::judge::ORIGINAL_SYSTEM) {
+        "no system message"
+    } else if prompt.contains("Label: Yes") {
+        "<score>D</score>"
+    } else {
+        "I would say <score>b</score>"
+    }
+}
+
+/// Serves chat completions answered by [`answer_to`]. Requests without the right bearer token
+/// get 401.
 fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
@@ -52,13 +72,7 @@ fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
             )
         } else {
             requests.fetch_add(1, Ordering::SeqCst);
-            let answer = if body.contains("You are a helpful assistant") {
-                SUMMARY
-            } else if body.contains("Label: Yes") {
-                "<score>D</score>"
-            } else {
-                "I would say <score>b</score>"
-            };
+            let answer = answer_to(&serde_json::from_str(&body).unwrap());
             let reply = serde_json::json!({
                 "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": "judge",
                 "choices": [{"index": 0, "finish_reason": "stop",

@@ -1,8 +1,9 @@
-//! LoRA alignment of the real SmolLM2-135M: the adapters on q/k/v/o plus the fully trained
-//! embeddings and the two connectors are exactly the trainable parameters (spec §4.6), the
-//! merged model is saved as an HF folder, and the evaluation stage reads it back.
+//! LoRA alignment of the real SmolLM2-135M: the adapters on the spec's targets (the paper's q
+//! and v by default) plus the fully trained embeddings and the two connectors are exactly the
+//! trainable parameters (spec §4.6), the merged model is saved as an HF folder, and the
+//! evaluation stage reads it back.
 
-use recx::llm::LlamaConfig;
+use recx::llm::{LlamaConfig, LoraTarget};
 use recx::pipeline::registry;
 use recx::plan::Plan;
 use recx::spec::Spec;
@@ -34,14 +35,16 @@ fn lora_on_smollm2_trains_exactly_the_papers_parameters() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let plan = Plan::resolve(&Spec::load(&spec_path).unwrap(), &registry()).unwrap();
+    let spec = Spec::load(&spec_path).unwrap();
+    let plan = Plan::resolve(&spec, &registry()).unwrap();
     let store = Store::open(&store_dir).unwrap();
     let run = store.get_run(&plan.runs[0].run_id).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Completed);
     let m = store.run_metrics(&run).unwrap();
 
-    // LoRA r = 16 on q, k, v, o of every layer; embed_tokens (tied head) with the two new
-    // placeholder rows; connectors d_rec → H/2 → H for users and items.
+    // LoRA with the spec's r on the spec's targets of every layer (A: in × r, B: r × out);
+    // embed_tokens (tied head) with the two new placeholder rows; connectors d_rec → H/2 → H for
+    // users and items.
     let c = LlamaConfig::from_gguf(&recx::llm::gguf::GgufFile::open(&gguf).unwrap()).unwrap();
     let LlamaConfig {
         hidden_size: h,
@@ -50,8 +53,13 @@ fn lora_on_smollm2_trains_exactly_the_papers_parameters() {
         ..
     } = c;
     let kv = c.num_kv_heads * c.head_dim();
-    let r = 16;
-    let lora = num_layers * r * (2 * (h + h) + 2 * (h + kv));
+    let train = &spec.raw.train;
+    let in_plus_out = |t: &LoraTarget| match t {
+        LoraTarget::Q | LoraTarget::O => h + h,
+        LoraTarget::K | LoraTarget::V => h + kv,
+    };
+    let per_layer: usize = train.lora_targets.iter().map(in_plus_out).sum();
+    let lora = num_layers * train.lora_r * per_layer;
     let embed = (vocab_size + 2) * h;
     let d_rec = 16;
     let connectors = 2 * (d_rec * (h / 2) + h / 2 + (h / 2) * h + h);

@@ -9,8 +9,8 @@
 //!
 //! Filtering follows the original: only `human` / `gpt` turns; a leading `gpt` turn is dropped;
 //! at least two turns that strictly alternate human, gpt, ... with non-empty text; and a first
-//! human message of at most `max_prompt_tokens` tokens under a counting closure (the LLM's
-//! tokenizer once wired; [`super::tokens::estimate_tokens`] by default). The kept conversations
+//! human message of at most `max_prompt_tokens` tokens under a counting closure (the backbone's
+//! tokenizer, or [`super::tokens::estimate_tokens`] for the scratch model). The kept conversations
 //! are shuffled with the seed and the first `train` go to train, the next `valid` to valid.
 
 use std::path::Path;

@@ -26,7 +26,7 @@ use super::record::{
 use super::render::Renderer;
 use super::sharegpt::{ShareGpt, how_to_get, load_sharegpt};
 use super::tasks::{Generator, SimFile, Split, TaskData, TopFile, TopInputs, summary_queries};
-use super::tokens::estimate_tokens;
+use super::tokens::{TokenizerCounter, estimate_tokens};
 use super::{AlignmentSection, Mode, Task, Templates};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
@@ -35,8 +35,18 @@ use crate::pipeline::{Progress, Recorder, Stage, StageContext, StageKind};
 use crate::recommender::ModelKind;
 use crate::spec::{RawSpec, SeedSetting, resolve_spec_path};
 
-/// Names the default token counter in the fingerprint, so switching to a real tokenizer reruns.
+/// Names the estimate in the fingerprint when there is no pretrained backbone to count with.
 pub const TOKEN_COUNTER: &str = "estimate_tokens/v1";
+
+/// What counts tokens for the length limits, for the stage hash: the backbone (its files'
+/// hashes) when the spec names a pretrained one, else the estimate.
+fn token_counter_fingerprint(spec: &RawSpec, spec_dir: &Path) -> Result<Value> {
+    if spec.llm.model.is_empty() {
+        Ok(json!(TOKEN_COUNTER))
+    } else {
+        Ok(json!({ "backbone": crate::train::base::fingerprint(&spec.llm, spec_dir)? }))
+    }
+}
 
 /// The alignment-data stage.
 pub struct AlignmentDataStage;
@@ -112,7 +122,7 @@ impl Stage for AlignmentDataStage {
             "model": s.model,
             "explain": { "valid": s.explain_valid, "train": s.explain_train },
             "sharegpt_file": sharegpt,
-            "token_counter": TOKEN_COUNTER,
+            "token_counter": token_counter_fingerprint(spec, spec_dir)?,
             "summaries": summary_endpoint(spec),
         }))
     }
@@ -125,14 +135,24 @@ impl Stage for AlignmentDataStage {
         }
         let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
         let out_dir = ctx.out_dir().to_path_buf();
-        let summary = build(
-            &ds,
-            &rec_dir,
-            &out_dir,
-            &settings,
-            &estimate_tokens,
-            ctx.progress,
-        )?;
+        let backbone = crate::train::base::backbone_tokenizer(&ctx.spec.llm, ctx.spec_dir)?;
+        let summary = match &backbone {
+            Some(tokenizer) => {
+                let counter = TokenizerCounter::new(tokenizer);
+                let count = |text: &str| counter.count(text);
+                let summary = build(&ds, &rec_dir, &out_dir, &settings, &count, ctx.progress)?;
+                counter.finish()?;
+                summary
+            }
+            None => build(
+                &ds,
+                &rec_dir,
+                &out_dir,
+                &settings,
+                &estimate_tokens,
+                ctx.progress,
+            )?,
+        };
         summary.record(ctx.recorder);
         let table = summary.table();
         tracing::info!("{table}");

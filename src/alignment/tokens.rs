@@ -1,9 +1,50 @@
 //! Token counting for the length limits of the alignment data.
 //!
 //! The original cuts `feature2iid` / `description2iid` questions and filters ShareGPT prompts by
-//! the backbone tokenizer's token count. The tokenizer belongs to the LLM stage, which comes
-//! later, so the limits take a counting closure (`&dyn Fn(&str) -> usize`) and default to
-//! [`estimate_tokens`], a conservative estimate for Llama-family tokenizers.
+//! the backbone tokenizer's token count. The limits take a counting closure
+//! (`&dyn Fn(&str) -> usize`): the stage passes [`TokenizerCounter`] over the backbone's own
+//! tokenizer when the spec names a pretrained model, and [`estimate_tokens`], a conservative
+//! estimate for Llama-family tokenizers, for the scratch model (whose vocabulary is learned from
+//! these very records, so it cannot exist yet).
+
+use std::cell::RefCell;
+
+use crate::error::{Error, Result};
+use crate::llm::tokenizer::Tokenizer;
+
+/// Counts tokens as the original does, `len(tokenizer(text).input_ids)`: the backbone's
+/// tokenizer with its special tokens (a BOS where the tokenizer adds one).
+///
+/// The limits want an infallible count, so an encoding error is kept and returned by
+/// [`TokenizerCounter::finish`] (the count of that text reads as 0 meanwhile).
+pub struct TokenizerCounter<'a> {
+    tokenizer: &'a Tokenizer,
+    error: RefCell<Option<Error>>,
+}
+
+impl<'a> TokenizerCounter<'a> {
+    pub fn new(tokenizer: &'a Tokenizer) -> Self {
+        TokenizerCounter {
+            tokenizer,
+            error: RefCell::new(None),
+        }
+    }
+
+    pub fn count(&self, text: &str) -> usize {
+        match self.tokenizer.encode(text, true) {
+            Ok(ids) => ids.len(),
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                0
+            }
+        }
+    }
+
+    /// The first encoding error, if any.
+    pub fn finish(self) -> Result<()> {
+        self.error.into_inner().map_or(Ok(()), Err)
+    }
+}
 
 /// Estimates the token count of `text` for a Llama-family (SentencePiece / byte-level BPE)
 /// tokenizer: the larger of the whitespace-separated word count and one token per 4 ASCII
@@ -78,5 +119,22 @@ mod tests {
         assert_eq!(truncate_to_tokens(text, 0, &words), "");
         let cut = truncate_to_tokens("ééééé", 2, &|s: &str| s.chars().count());
         assert_eq!(cut, "éé");
+    }
+
+    #[test]
+    fn the_tokenizer_counter_counts_the_backbones_tokens() {
+        use crate::llm::chat::{ChatTemplate, TemplateName};
+        let template = ChatTemplate::new(TemplateName::Llama2);
+        let corpus = ["a collector of action games", "racing games on a handheld"];
+        let tok = Tokenizer::train_bpe(corpus.iter(), &template.bpe_train_config(280)).unwrap();
+        assert!(tok.adds_bos(), "the case the original's count includes");
+        let counter = TokenizerCounter::new(&tok);
+        let text = "a collector of racing games, and of action games on a handheld";
+        let n = counter.count(text);
+        assert_eq!(n, tok.encode(text, true).unwrap().len());
+        assert_ne!(n, estimate_tokens(text), "a real count, not the estimate");
+        let cut = truncate_to_tokens(text, n / 2, &|s: &str| counter.count(s));
+        assert!(counter.count(cut) <= n / 2 && cut.len() < text.len() && text.starts_with(cut));
+        counter.finish().unwrap();
     }
 }

@@ -1,5 +1,5 @@
 //! From a `[data]` section to a finished dataset: read the source, run the enabled filter
-//! stages, clean the metadata, compute the statistics.
+//! stages (stage 1's title requirement always), clean the metadata, compute the statistics.
 //!
 //! Kept apart from the pipeline stage so tests, benchmarks and other tools can build a dataset
 //! without a runner or a store.
@@ -44,7 +44,7 @@ pub fn build(
     let input = read_input(section, spec_dir, seed, &mut skipped)?;
     let mut steps = Steps::default();
     spinner.set_message("data: stage 1");
-    let mut ds = match input {
+    let (mut ds, untitled_dropped) = match input {
         Input::Log(log) => filter::stage1(
             &log,
             &section.stage1,
@@ -59,7 +59,7 @@ pub fn build(
         Input::Sequenced(ds) => {
             let seqs: Vec<filter::UserSeq> = ds.users().map(|(u, s)| (u, s.to_vec())).collect();
             steps.record("read", &seqs)?;
-            ds
+            filter::drop_untitled(ds, &mut steps)?
         }
     };
     if section.stage2_enabled() {
@@ -68,7 +68,7 @@ pub fn build(
     }
     let untitled = filter::clean_metadata(&mut ds);
     spinner.finish_and_clear();
-    let stats = DataStats::compute(&ds, &steps, &skipped, untitled);
+    let stats = DataStats::compute(&ds, &steps, &skipped, untitled_dropped, untitled);
     Ok(Built { dataset: ds, stats })
 }
 

@@ -61,5 +61,5 @@ pub fn folder_stats(dir: &Path) -> Result<DataStats> {
     let seqs: Vec<UserSeq> = ds.users().map(|(u, s)| (u, s.to_vec())).collect();
     let mut steps = Steps::default();
     steps.record("read", &seqs)?;
-    Ok(DataStats::compute(&ds, &steps, &Skipped::default(), 0))
+    Ok(DataStats::compute(&ds, &steps, &Skipped::default(), 0, 0))
 }

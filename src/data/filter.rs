@@ -36,7 +36,7 @@ use crate::spec::{Validate, Validator};
 #[serde(deny_unknown_fields, default)]
 pub struct Stage1Settings {
     /// Unset = on, except for sources that already are stage-1 output (`recexplainer`,
-    /// `games-mini`).
+    /// `games-mini`). The title requirement runs either way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     pub user_core: usize,
@@ -264,25 +264,32 @@ fn stage_rng(seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Stage 1: turns a raw log into sequences. With `filter = false` only the grouping, the
-/// chronological sort and the re-numbering happen (a log has to become sequences either way);
-/// with `filter = true` also the title requirement, the first-occurrence rule and the k-core.
+/// Stage 1: turns a raw log into sequences. Items need a title whatever `filter` says (the
+/// original's later stages assert non-empty titles); with `filter = false` only that, the
+/// grouping, the chronological sort and the re-numbering happen (a log has to become sequences
+/// either way); with `filter = true` also the first-occurrence rule and the k-core. Returns the
+/// dataset and the number of items dropped for lack of a title.
 pub fn stage1(
     log: &RawLog,
     settings: &Stage1Settings,
     filter: bool,
     seed: u64,
     steps: &mut Steps,
-) -> Result<Dataset> {
+) -> Result<(Dataset, usize)> {
     let mut events: Vec<(u32, u32, f64)> = log
         .events
         .iter()
         .map(|e| (e.user, e.item, e.time))
         .collect();
     steps.record("read", &as_seqs(&events))?;
+    let untitled: HashSet<u32> = events
+        .iter()
+        .map(|e| e.1)
+        .filter(|&i| !has_title(&log.items[i as usize]))
+        .collect();
+    events.retain(|&(_, i, _)| !untitled.contains(&i));
+    steps.record(TITLE_STEP, &as_seqs(&events))?;
     if filter {
-        events.retain(|&(_, i, _)| !log.items[i as usize].title.is_empty());
-        steps.record("stage1: items with a title", &as_seqs(&events))?;
         let mut seen = HashSet::with_capacity(events.len());
         events.retain(|&(u, i, _)| seen.insert(((u as u64) << 32) | i as u64));
         steps.record("stage1: first user-item occurrence", &as_seqs(&events))?;
@@ -300,7 +307,59 @@ pub fn stage1(
     if filter {
         ds.items.iter_mut().skip(1).for_each(clean::clean_stage1);
     }
-    Ok(ds)
+    Ok((ds, untitled.len()))
+}
+
+/// The step name of stage 1's title requirement.
+pub const TITLE_STEP: &str = "stage1: items with a title";
+
+/// Stage 1's title requirement (spec §1.2 step 1): the record has a non-empty title.
+fn has_title(item: &ItemMeta) -> bool {
+    !item.title.is_empty()
+}
+
+/// Stage 1's title requirement on data that is already sequenced (a processed layout that
+/// skips the rest of stage 1): interactions with untitled items go, then users left with
+/// nothing. Remaining users and items keep their order and are numbered densely again (no
+/// shuffle, so data without untitled items comes out unchanged). Returns the dataset and the
+/// number of items dropped.
+pub fn drop_untitled(ds: Dataset, steps: &mut Steps) -> Result<(Dataset, usize)> {
+    let mut new_id = vec![0u32; ds.items.len()];
+    let mut items = vec![ItemMeta::default()];
+    for (old, item) in ds.items.iter().enumerate().skip(1) {
+        if has_title(item) {
+            items.push(item.clone());
+            new_id[old] = (items.len() - 1) as u32;
+        }
+    }
+    let dropped: HashSet<u32> = ds
+        .users()
+        .flat_map(|(_, seq)| seq.iter().copied())
+        .filter(|&i| new_id[i as usize] == 0)
+        .collect();
+    let mut sequences = vec![Vec::new()];
+    let mut user_raw_ids = vec![String::new()];
+    for (uid, seq) in ds.users() {
+        let kept: Vec<u32> = seq
+            .iter()
+            .map(|&i| new_id[i as usize])
+            .filter(|&i| i != 0)
+            .collect();
+        if !kept.is_empty() {
+            sequences.push(kept);
+            user_raw_ids.push(ds.user_raw_ids[uid as usize].clone());
+        }
+    }
+    let out = Dataset {
+        n_users: sequences.len() - 1,
+        n_items: items.len() - 1,
+        sequences,
+        items,
+        user_raw_ids,
+    };
+    let seqs: Vec<UserSeq> = out.users().map(|(u, s)| (u, s.to_vec())).collect();
+    steps.record(TITLE_STEP, &seqs)?;
+    Ok((out, dropped.len()))
 }
 
 /// Groups events per user (users in order of first appearance, as Python's dict) and sorts each
@@ -410,8 +469,9 @@ fn top_items(seqs: &[UserSeq], n_items: usize, n: usize) -> Vec<bool> {
 }
 
 /// Applies `metadata_filter` (spec §1.3 step 8) to every item. Items whose title is empty after
-/// cleaning (the original would stop on an assertion; the rebuilt Games set has 14 such items)
-/// get their raw id as title; their number is returned for the stats.
+/// cleaning (a title of punctuation only; the original would stop on an assertion) get their raw
+/// id as title; their number is returned for the stats. Items with no title at all are gone by
+/// now (stage 1's title requirement).
 pub fn clean_metadata(ds: &mut Dataset) -> usize {
     let mut untitled = 0;
     for item in ds.items.iter_mut().skip(1) {
@@ -476,6 +536,62 @@ mod tests {
     fn k_core_can_empty_everything() {
         let (out, _) = core(vec![(0, vec![0]), (1, vec![1])], 2, 2);
         assert!(out.is_empty());
+    }
+
+    fn titled(title: &str) -> ItemMeta {
+        ItemMeta {
+            raw_id: format!("raw-{title}"),
+            title: title.into(),
+            ..ItemMeta::default()
+        }
+    }
+
+    #[test]
+    fn untitled_items_leave_a_sequenced_dataset() {
+        let ds = Dataset {
+            n_users: 3,
+            n_items: 4,
+            sequences: vec![vec![], vec![1, 2, 3], vec![2], vec![4, 3]],
+            items: vec![
+                ItemMeta::default(),
+                titled("a"),
+                titled(""),
+                titled("c"),
+                titled("d"),
+            ],
+            user_raw_ids: ["", "u1", "u2", "u3"].map(String::from).to_vec(),
+        };
+        let mut steps = Steps::default();
+        steps
+            .record("read", &[(1, vec![1, 2, 3]), (2, vec![2]), (3, vec![4, 3])])
+            .unwrap();
+        let (out, dropped) = drop_untitled(ds.clone(), &mut steps).unwrap();
+        assert_eq!(dropped, 1);
+        // User u2 had only the untitled item; items keep their order, renumbered densely.
+        assert_eq!(out.sequences, vec![vec![], vec![1, 2], vec![3, 2]]);
+        assert_eq!(
+            out.user_raw_ids,
+            ["", "u1", "u3"].map(String::from).to_vec()
+        );
+        let titles: Vec<&str> = out.items.iter().skip(1).map(|m| m.title.as_str()).collect();
+        assert_eq!(titles, ["a", "c", "d"]);
+        assert_eq!((out.n_users, out.n_items), (2, 3));
+        let last = steps.0.last().unwrap();
+        assert_eq!(
+            (
+                last.step.as_str(),
+                last.users,
+                last.items,
+                last.interactions
+            ),
+            (TITLE_STEP, 2, 3, 4)
+        );
+
+        // Nothing untitled: the dataset comes out as it went in.
+        let mut all_titled = ds;
+        all_titled.items[2].title = "b".into();
+        let (same, dropped) = drop_untitled(all_titled.clone(), &mut Steps::default()).unwrap();
+        assert_eq!((same, dropped), (all_titled, 0));
     }
 
     #[test]

@@ -100,7 +100,8 @@ impl Default for DataSection {
 
 impl DataSection {
     /// Whether stage 1 filters: by default on, except for sources that already are stage-1
-    /// output (`recexplainer`, `games-mini`).
+    /// output (`recexplainer`, `games-mini`). Its title requirement runs for every source
+    /// whatever this says (the later stages need titles).
     pub fn stage1_enabled(&self) -> bool {
         self.stage1.enabled.unwrap_or(!matches!(
             self.source,

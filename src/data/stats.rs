@@ -34,6 +34,9 @@ pub struct DataStats {
     /// Lines skipped under `on_bad_line = "skip"`, in total and per file.
     pub skipped_lines: usize,
     pub skipped_per_file: Vec<(String, usize)>,
+    /// Items dropped by stage 1's title requirement (the source gave them no title).
+    #[serde(default)]
+    pub untitled_dropped: usize,
     /// Items whose title was empty after cleaning (their raw id stands in).
     pub untitled_items: usize,
 }
@@ -43,6 +46,7 @@ impl DataStats {
         ds: &Dataset,
         steps: &Steps,
         skipped: &super::lines::Skipped,
+        untitled_dropped: usize,
         untitled_items: usize,
     ) -> DataStats {
         let mut lens: Vec<usize> = ds.users().map(|(_, s)| s.len()).collect();
@@ -81,6 +85,7 @@ impl DataStats {
                 .iter()
                 .map(|(p, n)| (p.display().to_string(), *n))
                 .collect(),
+            untitled_dropped,
             untitled_items,
         }
     }
@@ -99,6 +104,7 @@ impl DataStats {
             ("train_targets", self.train_targets as f64),
             ("test_targets", self.test_targets as f64),
             ("skipped_lines", self.skipped_lines as f64),
+            ("untitled_dropped", self.untitled_dropped as f64),
             ("untitled_items", self.untitled_items as f64),
         ];
         for (name, value) in pairs {
@@ -133,6 +139,13 @@ impl DataStats {
         );
         if self.skipped_lines > 0 {
             w(&mut t, "skipped bad lines", self.skipped_lines.to_string());
+        }
+        if self.untitled_dropped > 0 {
+            w(
+                &mut t,
+                "items dropped (no title)",
+                self.untitled_dropped.to_string(),
+            );
         }
         if self.untitled_items > 0 {
             w(

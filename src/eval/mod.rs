@@ -47,6 +47,9 @@ pub struct EvalSection {
     pub rank_max_new_tokens: usize,
     pub hist_max_new_tokens: usize,
     pub title_max_new_tokens: usize,
+    /// uidiid2binary reads logits instead of generating, but the original's script still sets
+    /// `max_new_tokens` 100 for it, which cuts its prompts to `max_len - 100` tokens.
+    pub binary_max_new_tokens: usize,
     /// `model_max_length`; prompts keep their first `max_len - max_new_tokens` tokens.
     pub max_len: usize,
 }
@@ -61,6 +64,7 @@ impl Default for EvalSection {
             rank_max_new_tokens: 500,
             hist_max_new_tokens: 500,
             title_max_new_tokens: 200,
+            binary_max_new_tokens: 100,
             max_len: 1024,
         }
     }
@@ -79,6 +83,7 @@ impl Validate for EvalSection {
             ("rank_max_new_tokens", self.rank_max_new_tokens),
             ("hist_max_new_tokens", self.hist_max_new_tokens),
             ("title_max_new_tokens", self.title_max_new_tokens),
+            ("binary_max_new_tokens", self.binary_max_new_tokens),
         ] {
             v.check(n > 0 && n < self.max_len, key, || {
                 format!("must be between 1 and max_len ({})", self.max_len)
@@ -226,14 +231,16 @@ impl<'a, B: Backend> Evaluator<'a, B> {
         }
     }
 
-    /// Generated answers for a batch: one list per prompt (several for beam search).
-    pub fn answers(
+    /// The prompts of a batch as the original's inference feeds them: each cut to its first
+    /// `max_len - max_new_tokens` tokens (right truncation), with the additions that still fall
+    /// inside.
+    fn cut_prompts(
         &self,
         batch: &[Sample],
         rec: &RecInputs,
-        opts: &GenerateOptions,
-    ) -> Result<Vec<Vec<String>>> {
-        let keep = self.section.max_len - opts.max_new_tokens;
+        max_new_tokens: usize,
+    ) -> (Vec<Vec<u32>>, Vec<EmbeddingAddition<B>>) {
+        let keep = self.section.max_len - max_new_tokens;
         let prompts: Vec<Vec<u32>> = batch
             .iter()
             .map(|s| s.ids[..s.ids.len().min(keep)].to_vec())
@@ -243,6 +250,17 @@ impl<'a, B: Backend> Evaluator<'a, B> {
             .into_iter()
             .filter(|a| a.pos < prompts[a.row].len())
             .collect();
+        (prompts, additions)
+    }
+
+    /// Generated answers for a batch: one list per prompt (several for beam search).
+    pub fn answers(
+        &self,
+        batch: &[Sample],
+        rec: &RecInputs,
+        opts: &GenerateOptions,
+    ) -> Result<Vec<Vec<String>>> {
+        let (prompts, additions) = self.cut_prompts(batch, rec, opts.max_new_tokens);
         let out = generate(&self.model.llm, &prompts, &additions, opts);
         out.into_iter()
             .map(|gens| {
@@ -256,11 +274,12 @@ impl<'a, B: Backend> Evaluator<'a, B> {
             .collect()
     }
 
-    /// `(logit Yes, logit No)` at the last prompt position of each sample.
+    /// `(logit Yes, logit No)` at the last position of each prompt, cut to
+    /// `max_len - binary_max_new_tokens` tokens as the original's.
     fn yes_no(&self, batch: &[Sample], rec: &RecInputs) -> Result<Vec<(f32, f32)>> {
         let (yes, no) = self.template.yes_no_ids(&self.tokenizer)?;
-        let prompts: Vec<Vec<u32>> = batch.iter().map(|s| s.ids.clone()).collect();
-        let logits = next_token_logits(&self.model.llm, &prompts, &self.additions(batch, rec));
+        let (prompts, additions) = self.cut_prompts(batch, rec, self.section.binary_max_new_tokens);
+        let logits = next_token_logits(&self.model.llm, &prompts, &additions);
         let device = logits.device();
         let idx = Tensor::from_data(TensorData::new(vec![yes as i64, no as i64], [2]), &device);
         let picked: Vec<f32> = logits
@@ -481,4 +500,76 @@ fn example_id(r: &TaskRecord) -> String {
         r.iid,
         r.target.map_or(-1, i64::from)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alignment::Mode;
+    use crate::llm::LlamaConfig;
+    use crate::llm::chat::TemplateName;
+    use burn::backend::Flex;
+
+    fn yes_no_at(logits: Tensor<Flex, 2>, yes: u32, no: u32) -> (f32, f32) {
+        let row: Vec<f32> = logits.into_data().iter::<f32>().collect();
+        (row[yes as usize], row[no as usize])
+    }
+
+    #[test]
+    fn binary_prompts_are_cut_to_max_len_minus_binary_max_new_tokens() {
+        let template = ChatTemplate::new(TemplateName::Chatml);
+        let texts: Vec<String> = ["Will he like the item?", "Does she like it?"]
+            .iter()
+            .flat_map(|q| ["Yes", "No"].map(|a| template.training_text(q, a)))
+            .collect();
+        let tokenizer =
+            Tokenizer::train_bpe(texts.iter(), &template.bpe_train_config(300)).unwrap();
+        let vocab = tokenizer.vocab_size();
+        let device = Default::default();
+        let llm = LlamaConfig::new(vocab, 16, 24, 1, 4, 2).init::<Flex>(&device, 3);
+        let section = EvalSection {
+            max_len: 40,
+            binary_max_new_tokens: 10,
+            ..EvalSection::default()
+        };
+        let ev = Evaluator {
+            model: AlignedModel {
+                llm,
+                user_connector: None,
+                item_connector: None,
+            },
+            tokenizer,
+            template,
+            info: AlignedInfo {
+                mode: Mode::Behaviour,
+                template: TemplateName::Chatml,
+                rec_dim: 0,
+                best_epoch: 0,
+                base: "scratch".into(),
+            },
+            recommender: None,
+            section: &section,
+            separator: "; ",
+            device,
+        };
+        let ids: Vec<u32> = (0..50).map(|i| (i * 7 % vocab) as u32).collect();
+        let sample = Sample {
+            task: "uidiid2binary",
+            record: 0,
+            loss_mask: vec![false; ids.len()],
+            ids: ids.clone(),
+            user_tokens: Vec::new(),
+            user_row: None,
+            item_tokens: Vec::new(),
+        };
+        let got = ev.yes_no(&[sample], &RecInputs::empty()).unwrap();
+        let (yes, no) = ev.template.yes_no_ids(&ev.tokenizer).unwrap();
+        let logits = |n: usize| {
+            let l = next_token_logits(&ev.model.llm, &[ids[..n].to_vec()], &[]);
+            yes_no_at(l, yes, no)
+        };
+        // The first 40 - 10 tokens, as the original's `max_length = model_max_length - 100`.
+        assert_eq!(got, vec![logits(30)]);
+        assert_ne!(got, vec![logits(50)], "the cut must matter for this test");
+    }
 }

@@ -53,6 +53,9 @@ pub struct JudgeSection {
     /// Accept a `<score>x</score>` anywhere in the answer; the original (`strict`) accepts only
     /// an answer that is exactly that tag and counts anything else as an error.
     pub lenient: bool,
+    /// The system message sent before each judge prompt (the original's `gpt_api.py` always
+    /// sends one); empty = none.
+    pub system_prompt: String,
 }
 
 impl Default for JudgeSection {
@@ -67,6 +70,7 @@ impl Default for JudgeSection {
             concurrency: 4,
             max_retries: 3,
             lenient: false,
+            system_prompt: ORIGINAL_SYSTEM.into(),
         }
     }
 }
@@ -96,6 +100,9 @@ impl Validate for JudgeSection {
         );
     }
 }
+
+/// The system message of the original's `gpt_api.py` (spec §6.1, §1.8).
+pub const ORIGINAL_SYSTEM: &str = "You are a helpful assistant. \n";
 
 /// The judge's instructions (our wording of the original's four-level rubric, spec §6.2).
 const RUBRIC: &str = "Please act as an impartial judge and evaluate the AI assistant's \
@@ -186,7 +193,13 @@ impl Stage for JudgeStage {
             read_jsonl(&ctx.input(StageKind::Explain).join(EXPLANATIONS))?;
         let prompts: Vec<String> = explanations.iter().map(judge_prompt).collect();
         let bar = ctx.progress.bar(prompts.len() as u64, "judge");
-        let answers = ask_all(&section, None, &prompts, ctx.cache, &|| bar.inc(1))?;
+        let answers = ask_all(
+            &section,
+            section.system_message(),
+            &prompts,
+            ctx.cache,
+            &|| bar.inc(1),
+        )?;
         bar.finish_and_clear();
 
         let mut ratings = Vec::with_capacity(answers.len());
@@ -225,6 +238,11 @@ impl Stage for JudgeStage {
 }
 
 impl JudgeSection {
+    /// The system message of each judge request (`None` when `system_prompt` is empty).
+    pub fn system_message(&self) -> Option<&str> {
+        Some(self.system_prompt.as_str()).filter(|s| !s.is_empty())
+    }
+
     /// The endpoint as messages name it.
     fn endpoint(&self) -> &str {
         if self.base_url.is_empty() {
@@ -428,5 +446,16 @@ mod tests {
             request_key(&s, None, &p),
             request_key(&s, Some("system"), &p)
         );
+    }
+
+    #[test]
+    fn the_original_system_message_is_sent_unless_emptied() {
+        let s = JudgeSection::default();
+        assert_eq!(s.system_message(), Some("You are a helpful assistant. \n"));
+        let none = JudgeSection {
+            system_prompt: String::new(),
+            ..JudgeSection::default()
+        };
+        assert_eq!(none.system_message(), None);
     }
 }

@@ -5,6 +5,9 @@
 //! attached adapter leaves the model's outputs unchanged. [`merge_lora`] folds the trained
 //! product into `W` (the original's `merge_and_unload`, §4.8), which gives a plain model that
 //! the HF writer and every inference path already understand.
+//!
+//! Which projections get an adapter is part of the configuration: the paper's run (PEFT's
+//! default for LLaMA) adapts q and v only, the later RecAI code q, k, v and o.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -16,20 +19,44 @@ use rand_chacha::ChaCha8Rng;
 
 use super::model::LlamaModel;
 
-/// LoRA hyper-parameters ([v2]: r 16, alpha 32, dropout 0.05).
+crate::spec_enum! {
+    /// An attention projection that gets a LoRA adapter (`train.lora_targets`).
+    pub enum LoraTarget ("LoRA target") {
+        Q = "q",
+        K = "k",
+        V = "v",
+        O = "o",
+    }
+}
+
+impl LoraTarget {
+    /// The paper's targets: PEFT's default for LLaMA, `q_proj` and `v_proj` (spec §4.6 [v1]).
+    pub const PAPER: [LoraTarget; 2] = [LoraTarget::Q, LoraTarget::V];
+}
+
+/// LoRA hyper-parameters; the defaults are the paper's (spec §4.6 [v1]: r 8, alpha 32,
+/// dropout 0.1 on q and v).
 #[derive(Config, Debug, PartialEq)]
 pub struct LoraConfig {
-    #[config(default = 16)]
+    #[config(default = 8)]
     pub r: usize,
     #[config(default = 32.0)]
     pub alpha: f64,
-    #[config(default = 0.05)]
+    #[config(default = 0.1)]
     pub dropout: f64,
+    /// The adapted projections (any order; each at most once).
+    #[config(default = "LoraTarget::PAPER.to_vec()")]
+    pub targets: Vec<LoraTarget>,
 }
 
 impl LoraConfig {
     pub fn scaling(&self) -> f64 {
         self.alpha / self.r as f64
+    }
+
+    /// Whether `target` gets an adapter.
+    pub fn adapts(&self, target: LoraTarget) -> bool {
+        self.targets.contains(&target)
     }
 
     /// An adapter for a `d_in → d_out` projection, `A` drawn from `rng`.
@@ -82,13 +109,13 @@ impl<B: Backend> Lora<B> {
     }
 }
 
-/// The adapters of one attention block ([v2] targets q, k, v and o).
+/// The adapters of one attention block; a projection that is not a target has none.
 #[derive(Module, Debug)]
 pub struct AttentionLora<B: Backend> {
-    pub q: Lora<B>,
-    pub k: Lora<B>,
-    pub v: Lora<B>,
-    pub o: Lora<B>,
+    pub q: Option<Lora<B>>,
+    pub k: Option<Lora<B>>,
+    pub v: Option<Lora<B>>,
+    pub o: Option<Lora<B>>,
 }
 
 fn dims<B: Backend>(lin: &Linear<B>) -> (usize, usize) {
@@ -96,7 +123,8 @@ fn dims<B: Backend>(lin: &Linear<B>) -> (usize, usize) {
     (d_in, d_out)
 }
 
-/// Freezes every weight of `model` and attaches fresh adapters to each attention block.
+/// Freezes every weight of `model` and attaches fresh adapters to the configured projections
+/// of each attention block (in the order q, k, v, o, which fixes the random draws).
 /// Only the adapters require gradients afterwards; callers unfreeze whatever else they train.
 pub fn attach_lora<B: Backend>(
     model: LlamaModel<B>,
@@ -108,15 +136,17 @@ pub fn attach_lora<B: Backend>(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for layer in &mut model.layers {
         let attn = &mut layer.self_attn;
-        let mut make = |lin: &Linear<B>| {
-            let (i, o) = dims(lin);
-            config.init::<B>(i, o, &mut rng, &device)
+        let mut make = |target: LoraTarget, lin: &Linear<B>| {
+            config.adapts(target).then(|| {
+                let (i, o) = dims(lin);
+                config.init::<B>(i, o, &mut rng, &device)
+            })
         };
         attn.lora = Some(AttentionLora {
-            q: make(&attn.q_proj),
-            k: make(&attn.k_proj),
-            v: make(&attn.v_proj),
-            o: make(&attn.o_proj),
+            q: make(LoraTarget::Q, &attn.q_proj),
+            k: make(LoraTarget::K, &attn.k_proj),
+            v: make(LoraTarget::V, &attn.v_proj),
+            o: make(LoraTarget::O, &attn.o_proj),
         });
     }
     model
@@ -135,6 +165,7 @@ pub fn merge_lora<B: Backend>(mut model: LlamaModel<B>) -> LlamaModel<B> {
             (&mut attn.v_proj, &lora.v),
             (&mut attn.o_proj, &lora.o),
         ] {
+            let Some(adapter) = adapter else { continue };
             let merged = lin.weight.val() + adapter.delta();
             lin.weight = Param::from_tensor(merged.detach());
         }
@@ -185,7 +216,12 @@ mod tests {
         let config = LlamaConfig::new(32, 16, 24, 2, 4, 2);
         let base = config.init::<Flex>(&Default::default(), 7);
         let before = base.forward(ids());
-        let mut adapted = attach_lora(base, &LoraConfig::new().with_r(4).with_dropout(0.0), 1);
+        let all = vec![LoraTarget::Q, LoraTarget::K, LoraTarget::V, LoraTarget::O];
+        let config = LoraConfig::new()
+            .with_r(4)
+            .with_dropout(0.0)
+            .with_targets(all);
+        let mut adapted = attach_lora(base, &config, 1);
         let same = adapted.forward(ids());
         before
             .clone()
@@ -195,7 +231,10 @@ mod tests {
         // Give the B matrices values, as training would; merged and unmerged must agree.
         for layer in &mut adapted.layers {
             let lora = layer.self_attn.lora.as_mut().unwrap();
-            for l in [&mut lora.q, &mut lora.k, &mut lora.v, &mut lora.o] {
+            for l in [&mut lora.q, &mut lora.k, &mut lora.v, &mut lora.o]
+                .into_iter()
+                .flatten()
+            {
                 let [r, o] = l.b.dims();
                 l.b =
                     Param::from_tensor(Tensor::ones([r, o], &Default::default()).mul_scalar(0.05));
@@ -213,19 +252,35 @@ mod tests {
             .assert_approx_eq::<f32>(&merged.forward(ids()).into_data(), Default::default());
     }
 
-    #[test]
-    fn only_adapters_are_trainable_after_attaching() {
+    fn trainable_with(targets: &[LoraTarget]) -> (usize, usize) {
         let config = LlamaConfig::new(32, 16, 24, 1, 4, 2);
         type Ad = burn::backend::Autodiff<Flex>;
         let model = attach_lora(
             config.init::<Ad>(&Default::default(), 7),
-            &LoraConfig::new().with_r(2),
+            &LoraConfig::new().with_r(2).with_targets(targets.to_vec()),
             1,
         );
-        let (trainable, total) = count_params::<Ad, _>(&model);
-        // q: 16→16, k: 16→8, v: 16→8, o: 16→16, each r = 2: A + B.
-        let expected = 2 * (16 + 16) + 2 * (16 + 8) * 2 + 2 * (16 + 16);
-        assert_eq!(trainable, expected);
+        count_params::<Ad, _>(&model)
+    }
+
+    #[test]
+    fn only_the_targets_adapters_are_trainable_after_attaching() {
+        use LoraTarget::*;
+        // Width 16, 4 heads of 4, 2 KV heads: q 16→16, k 16→8, v 16→8, o 16→16; r = 2: A + B.
+        let (trainable, total) = trainable_with(&[Q, K, V, O]);
+        assert_eq!(trainable, 2 * (16 + 16) + 2 * (16 + 8) * 2 + 2 * (16 + 16));
         assert!(total > trainable);
+        let (trainable, _) = trainable_with(&LoraTarget::PAPER);
+        assert_eq!(trainable, 2 * (16 + 16) + 2 * (16 + 8));
+        let (trainable, _) = trainable_with(&[O]);
+        assert_eq!(trainable, 2 * (16 + 16));
+    }
+
+    #[test]
+    fn defaults_are_the_papers() {
+        let c = LoraConfig::new();
+        assert_eq!((c.r, c.alpha, c.dropout), (8, 32.0, 0.1));
+        assert_eq!(c.targets, vec![LoraTarget::Q, LoraTarget::V]);
+        assert!(c.adapts(LoraTarget::V) && !c.adapts(LoraTarget::K));
     }
 }

@@ -29,7 +29,7 @@ pub use device::{BackendTask, DeviceChoice};
 pub use generate::{
     Decoding, EmbeddingAddition, GenerateOptions, Generated, generate, next_token_logits,
 };
-pub use lora::{LoraConfig, attach_lora, merge_lora};
+pub use lora::{LoraConfig, LoraTarget, attach_lora, merge_lora};
 pub use model::{KvCache, LlamaModel};
 pub use weights::{load_gguf, load_model, save_hf};
 

@@ -254,9 +254,9 @@ impl<B: Backend> Attention<B> {
         let (h, hkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, d]);
         let lora = self.lora.as_ref();
-        let q = project(&self.q_proj, lora.map(|a| &a.q), x.clone());
-        let k = project(&self.k_proj, lora.map(|a| &a.k), x.clone());
-        let v = project(&self.v_proj, lora.map(|a| &a.v), x);
+        let q = project(&self.q_proj, lora.and_then(|a| a.q.as_ref()), x.clone());
+        let k = project(&self.k_proj, lora.and_then(|a| a.k.as_ref()), x.clone());
+        let v = project(&self.v_proj, lora.and_then(|a| a.v.as_ref()), x);
         // Rotated while still contiguous `[B, L, heads, D]`, then heads first.
         let q = rope
             .apply(heads(q, h), &ctx.cos_q, &ctx.sin_q)
@@ -290,7 +290,7 @@ impl<B: Backend> Attention<B> {
             .reshape([b, h, l, d])
             .swap_dims(1, 2)
             .reshape([b, l, h * d]);
-        project(&self.o_proj, lora.map(|a| &a.o), out)
+        project(&self.o_proj, lora.and_then(|a| a.o.as_ref()), out)
     }
 }
 

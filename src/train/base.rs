@@ -51,6 +51,15 @@ pub fn fingerprint(llm: &LlmSection, spec_dir: &Path) -> Result<Value> {
     Ok(json!({ "model": files, "template": llm.template }))
 }
 
+/// The pretrained backbone's tokenizer, without loading its weights; `None` for the scratch
+/// model (its vocabulary is learned from the alignment records).
+pub fn backbone_tokenizer(llm: &LlmSection, spec_dir: &Path) -> Result<Option<Tokenizer>> {
+    if llm.model.is_empty() {
+        return Ok(None);
+    }
+    load_tokenizer(&resolve(llm, spec_dir)?, None).map(Some)
+}
+
 fn resolve(llm: &LlmSection, spec_dir: &Path) -> Result<std::path::PathBuf> {
     if llm.model == "smollm2" {
         return assets::resolve_model(&llm.model);

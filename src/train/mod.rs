@@ -35,7 +35,7 @@ use crate::alignment::Mode;
 use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl};
 use crate::error::{Error, IoContext, Result};
 use crate::llm::chat::ChatTemplate;
-use crate::llm::lora::{LoraConfig, attach_lora, count_params, merge_lora};
+use crate::llm::lora::{LoraConfig, LoraTarget, attach_lora, count_params, merge_lora};
 use crate::llm::{BackendTask, DeviceChoice, LlamaModel, save_hf};
 use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::recommender::train::seeded_init;
@@ -47,10 +47,56 @@ pub const MODEL_DIR: &str = "model";
 pub const CONNECTORS: &str = "connectors.safetensors";
 pub const INFO: &str = "aligned.json";
 
-/// `[train]`: LLM alignment training ([v2] `shell/train.sh` defaults, spec §4.6–4.7).
+crate::spec_enum! {
+    /// A named set of `[train]` defaults (`train.preset`); keys set in the spec override it.
+    pub enum TrainPreset ("train preset") {
+        /// The paper's run ([v1], spec §4.6–4.7): LoRA r 8 / alpha 32 / dropout 0.1 on q and v,
+        /// 10 epochs.
+        Paper = "paper",
+        /// The later RecAI code ([v2] `shell/train.sh`): LoRA r 16 / alpha 32 / dropout 0.05 on
+        /// q, k, v and o, 20 epochs.
+        V2 = "v2",
+    }
+}
+
+/// The settings a preset decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresetValues {
+    pub epochs: usize,
+    pub lora_r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub lora_targets: Vec<LoraTarget>,
+}
+
+impl TrainPreset {
+    pub fn values(self) -> PresetValues {
+        match self {
+            TrainPreset::Paper => PresetValues {
+                epochs: 10,
+                lora_r: 8,
+                lora_alpha: 32.0,
+                lora_dropout: 0.1,
+                lora_targets: LoraTarget::PAPER.to_vec(),
+            },
+            TrainPreset::V2 => PresetValues {
+                epochs: 20,
+                lora_r: 16,
+                lora_alpha: 32.0,
+                lora_dropout: 0.05,
+                lora_targets: LoraTarget::ALL.to_vec(),
+            },
+        }
+    }
+}
+
+/// `[train]`: LLM alignment training (spec §4.6–4.7). Defaults are the paper's; `preset = "v2"`
+/// switches the preset-decided keys ([`PresetValues`]) to the later code's values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "TrainToml")]
 pub struct TrainSection {
+    /// Where the preset-decided keys not set in the spec come from.
+    pub preset: TrainPreset,
     pub epochs: usize,
     pub lr: f64,
     /// Sequences per optimizer step (the original's total batch of 64).
@@ -62,6 +108,8 @@ pub struct TrainSection {
     pub lora_r: usize,
     pub lora_alpha: f64,
     pub lora_dropout: f64,
+    /// The attention projections that get adapters.
+    pub lora_targets: Vec<LoraTarget>,
     /// Train `embed_tokens` and `lm_head` fully, as the original does (`modules_to_save`).
     pub train_embeddings: bool,
     /// `model_max_length`: longer sequences are cut.
@@ -73,24 +121,79 @@ pub struct TrainSection {
     pub seed: SeedSetting,
 }
 
-impl Default for TrainSection {
+/// `[train]` as written: the preset-decided keys are optional, so the preset can fill the ones
+/// the spec leaves out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TrainToml {
+    preset: TrainPreset,
+    epochs: Option<usize>,
+    lr: f64,
+    batch_size: usize,
+    micro_batch_size: usize,
+    warmup_ratio: f64,
+    max_grad_norm: f64,
+    lora_r: Option<usize>,
+    lora_alpha: Option<f64>,
+    lora_dropout: Option<f64>,
+    lora_targets: Option<Vec<LoraTarget>>,
+    train_embeddings: bool,
+    max_len: usize,
+    max_records: usize,
+    valid_records: usize,
+    seed: SeedSetting,
+}
+
+impl Default for TrainToml {
     fn default() -> Self {
-        TrainSection {
-            epochs: 20,
+        TrainToml {
+            preset: TrainPreset::Paper,
+            epochs: None,
             lr: 1e-4,
             batch_size: 64,
             micro_batch_size: 8,
             warmup_ratio: 0.1,
             max_grad_norm: 1.0,
-            lora_r: 16,
-            lora_alpha: 32.0,
-            lora_dropout: 0.05,
+            lora_r: None,
+            lora_alpha: None,
+            lora_dropout: None,
+            lora_targets: None,
             train_embeddings: true,
             max_len: 1024,
             max_records: 0,
             valid_records: 0,
             seed: SeedSetting::Run,
         }
+    }
+}
+
+impl From<TrainToml> for TrainSection {
+    fn from(t: TrainToml) -> Self {
+        let p = t.preset.values();
+        TrainSection {
+            preset: t.preset,
+            epochs: t.epochs.unwrap_or(p.epochs),
+            lr: t.lr,
+            batch_size: t.batch_size,
+            micro_batch_size: t.micro_batch_size,
+            warmup_ratio: t.warmup_ratio,
+            max_grad_norm: t.max_grad_norm,
+            lora_r: t.lora_r.unwrap_or(p.lora_r),
+            lora_alpha: t.lora_alpha.unwrap_or(p.lora_alpha),
+            lora_dropout: t.lora_dropout.unwrap_or(p.lora_dropout),
+            lora_targets: t.lora_targets.unwrap_or(p.lora_targets),
+            train_embeddings: t.train_embeddings,
+            max_len: t.max_len,
+            max_records: t.max_records,
+            valid_records: t.valid_records,
+            seed: t.seed,
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainToml::default().into()
     }
 }
 
@@ -108,6 +211,10 @@ impl Validate for TrainSection {
             || "must be between 1 and batch_size".into(),
         );
         v.check(self.lora_r > 0, "lora_r", || "must be at least 1".into());
+        v.check(self.lora_alpha > 0.0, "lora_alpha", || {
+            format!("{} must be positive", self.lora_alpha)
+        });
+        self.validate_targets(v);
         v.check(self.max_len >= 16, "max_len", || {
             "must be at least 16".into()
         });
@@ -117,11 +224,53 @@ impl Validate for TrainSection {
 }
 
 impl TrainSection {
+    /// The defaults of `preset`, as a spec with `[train] preset = ...` and nothing else gets.
+    pub fn preset(preset: TrainPreset) -> TrainSection {
+        TrainToml {
+            preset,
+            ..TrainToml::default()
+        }
+        .into()
+    }
+
+    fn validate_targets(&self, v: &mut Validator) {
+        let choices = || {
+            LoraTarget::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        v.check(!self.lora_targets.is_empty(), "lora_targets", || {
+            format!("needs at least one of {}", choices())
+        });
+        for t in LoraTarget::ALL {
+            let n = self.lora_targets.iter().filter(|x| *x == t).count();
+            v.check(n <= 1, "lora_targets", || {
+                format!(
+                    "\"{t}\" is listed {n} times; list each of {} at most once",
+                    choices()
+                )
+            });
+        }
+    }
+
     pub fn lora(&self) -> LoraConfig {
         LoraConfig::new()
             .with_r(self.lora_r)
             .with_alpha(self.lora_alpha)
             .with_dropout(self.lora_dropout)
+            .with_targets(self.lora_targets.clone())
+    }
+
+    /// The section as it determines the stage's output: the preset is only a source of
+    /// defaults, so a preset and the same values written out give the same stage.
+    fn fingerprint(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("the section serializes");
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("preset");
+        }
+        v
     }
 }
 
@@ -162,7 +311,7 @@ impl Stage for TrainStage {
         let mut section = spec.train.clone();
         section.seed = SeedSetting::Fixed(section.seed.resolve(run_seed));
         Ok(json!({
-            "section": section,
+            "section": section.fingerprint(),
             "mode": spec.alignment.mode,
             "llm": base::fingerprint(&spec.llm, spec_dir)?,
         }))
@@ -318,12 +467,15 @@ pub fn build_samples<'r>(
     Ok((samples, users, dropped))
 }
 
-/// HF's linear schedule: warm up to `peak` over `warmup` steps, then decay to 0 at `total`.
+/// HF's `get_linear_schedule_with_warmup` (spec §4.7): the learning rate of optimizer step
+/// `step` (0-based) rises linearly from 0 at step 0 to `peak` at step `warmup`, then falls
+/// linearly to 0 at `total`. As in HF, the first step runs with a learning rate of 0 when there
+/// is a warm-up.
 pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f64 {
     if step < warmup {
-        peak * (step + 1) as f64 / warmup as f64
+        peak * step as f64 / warmup as f64
     } else {
-        peak * (total.saturating_sub(step)) as f64 / (total - warmup).max(1) as f64
+        peak * total.saturating_sub(step) as f64 / (total - warmup).max(1) as f64
     }
 }
 
@@ -442,7 +594,7 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
         section,
         seed,
         key: crate::hash::hash_json(&json!({
-            "section": section,
+            "section": section.fingerprint(),
             "seed": seed,
             "train": train_samples.len(),
             "valid": valid_samples.len(),
@@ -494,13 +646,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedule_warms_up_then_decays_to_zero() {
-        let lrs: Vec<f64> = (0..10).map(|s| linear_schedule(s, 2, 10, 1.0)).collect();
-        assert_eq!(lrs[0], 0.5);
-        assert_eq!(lrs[1], 1.0);
-        assert_eq!(lrs[2], 1.0);
-        assert!(lrs.windows(2).skip(2).all(|w| w[1] < w[0]));
-        assert!((lrs[9] - 0.125).abs() < 1e-12);
+    fn schedule_is_hfs_linear_warmup_and_decay() {
+        // HF: lr_lambda(s) = s / warmup below warmup, else (total - s) / (total - warmup).
+        let lrs: Vec<f64> = (0..10).map(|s| linear_schedule(s, 4, 10, 2.0)).collect();
+        let expected = [
+            0.0,
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            5.0 / 3.0,
+            4.0 / 3.0,
+            1.0,
+            2.0 / 3.0,
+            1.0 / 3.0,
+        ];
+        for (s, (got, want)) in lrs.iter().zip(expected).enumerate() {
+            assert!((got - want).abs() < 1e-12, "step {s}: {got} vs {want}");
+        }
+        // Without warm-up the first step runs at the peak.
+        assert_eq!(linear_schedule(0, 0, 10, 1.0), 1.0);
+        assert!((linear_schedule(9, 0, 10, 1.0) - 0.1).abs() < 1e-12);
+        // Past the end (not reached by the trainer) it stays at 0.
+        assert_eq!(linear_schedule(12, 4, 10, 1.0), 0.0);
+    }
+
+    #[test]
+    fn paper_values_by_default_and_v2_as_a_preset() {
+        let d = TrainSection::default();
+        assert_eq!(d.preset, TrainPreset::Paper);
+        assert_eq!(
+            (d.lora_r, d.lora_alpha, d.lora_dropout, d.epochs),
+            (8, 32.0, 0.1, 10)
+        );
+        assert_eq!(d.lora_targets, vec![LoraTarget::Q, LoraTarget::V]);
+        let v2 = TrainSection::preset(TrainPreset::V2);
+        assert_eq!(
+            (v2.lora_r, v2.lora_alpha, v2.lora_dropout, v2.epochs),
+            (16, 32.0, 0.05, 20)
+        );
+        assert_eq!(v2.lora_targets, LoraTarget::ALL.to_vec());
+        // Everything outside the preset is shared.
+        assert_eq!(
+            (v2.lr, v2.batch_size, v2.max_len),
+            (d.lr, d.batch_size, d.max_len)
+        );
+        let lora = v2.lora();
+        assert_eq!((lora.r, lora.dropout), (16, 0.05));
+        assert_eq!(lora.targets, LoraTarget::ALL.to_vec());
+    }
+
+    #[test]
+    fn a_preset_and_its_values_written_out_are_the_same_stage() {
+        let mut written = TrainSection::preset(TrainPreset::V2);
+        written.preset = TrainPreset::Paper;
+        assert_ne!(written, TrainSection::preset(TrainPreset::V2));
+        assert_eq!(
+            written.fingerprint(),
+            TrainSection::preset(TrainPreset::V2).fingerprint()
+        );
+        assert_ne!(written.fingerprint(), TrainSection::default().fingerprint());
     }
 
     #[test]
