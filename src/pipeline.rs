@@ -6,6 +6,7 @@
 //! output into place only when `run` returns `Ok`, so a stage never needs to worry about
 //! half-written outputs or caching.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,6 +122,10 @@ pub trait ResponseCache: Send + Sync {
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    static THREAD_CANCELLED: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Marks the process as interrupted (called from the Ctrl-C handler).
 pub fn request_cancel() {
     CANCELLED.store(true, Ordering::SeqCst);
@@ -132,9 +137,21 @@ pub fn clear_cancel() {
     CANCELLED.store(false, Ordering::SeqCst);
 }
 
-/// Whether Ctrl-C was pressed.
+/// Marks only the work running on the calling thread as interrupted, so a caller that runs
+/// stages on several threads (tests do) can stop one and leave the others running. Work a stage
+/// hands to other threads (rayon) sees only [`request_cancel`].
+pub fn request_thread_cancel() {
+    THREAD_CANCELLED.set(true);
+}
+
+/// Clears [`request_thread_cancel`] for the calling thread.
+pub fn clear_thread_cancel() {
+    THREAD_CANCELLED.set(false);
+}
+
+/// Whether Ctrl-C was pressed, or this thread's work was asked to stop.
 pub fn cancel_requested() -> bool {
-    CANCELLED.load(Ordering::SeqCst)
+    CANCELLED.load(Ordering::SeqCst) || THREAD_CANCELLED.get()
 }
 
 /// Returns `Err(Interrupted)` once Ctrl-C was pressed; long loops call this each step.

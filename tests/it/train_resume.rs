@@ -10,7 +10,9 @@ use recx::alignment::record::{AlignmentRecord, TaskRecord};
 use recx::error::Error;
 use recx::llm::chat::{ChatTemplate, TemplateName};
 use recx::llm::tokenizer::Tokenizer;
-use recx::pipeline::{Measurements, Progress, Recorder, clear_cancel, request_cancel};
+use recx::pipeline::{
+    Measurements, Progress, Recorder, clear_thread_cancel, request_thread_cancel,
+};
 use recx::recommender::train::seeded_init;
 use recx::train::fit::{FitSettings, Split, fit};
 use recx::train::{
@@ -98,7 +100,7 @@ fn model(vocab: usize, seed: u64) -> AlignedModel<B> {
     })
 }
 
-/// Asks for a cancel as soon as epoch `after` has been validated.
+/// Asks for a cancel of this thread's work as soon as epoch `after` has been validated.
 struct CancelAfter {
     inner: Measurements,
     after: u64,
@@ -110,7 +112,7 @@ impl Recorder for CancelAfter {
     }
     fn series(&mut self, name: &str, step: u64, value: f64) {
         if name == "valid_loss" && step == self.after {
-            request_cancel();
+            request_thread_cancel();
         }
         self.inner.series(name, step, value);
     }
@@ -175,6 +177,7 @@ fn run(
 
 #[test]
 fn interrupted_alignment_training_resumes_to_the_same_model() {
+    let _rng = crate::serial::burn_rng();
     let s = setup();
     assert!(
         s.samples
@@ -204,7 +207,7 @@ fn interrupted_alignment_training_resumes_to_the_same_model() {
         after: 1,
     };
     let err = run(&s, 3, dir.path(), &mut cancelling).unwrap_err();
-    clear_cancel();
+    clear_thread_cancel();
     assert!(matches!(err, Error::Interrupted), "{err}");
     assert!(dir.path().join("model-1.bin").is_file());
 
