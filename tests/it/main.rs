@@ -43,5 +43,6 @@ mod stats_scipy;
 mod store;
 mod sweep;
 mod sweep_cli;
+mod tidy;
 mod train_resume;
 mod train_smollm2;
