@@ -4,8 +4,8 @@
 //! once draw from each other's stream, and a test comparing two seeded runs then sees different
 //! numbers. Every test that seeds or draws from burn's RNG holds [`burn_rng`] while it does.
 //!
-//! (The other process-wide state, the Ctrl-C flag, has a per-thread variant,
-//! `pipeline::request_thread_cancel`, which a test uses to interrupt only its own stage.)
+//! (The other process-wide state, the Ctrl-C flag, has a scoped variant: a test interrupts only
+//! its own stage by running it under `pipeline::cancel_scope` and cancelling the token.)
 
 use std::sync::{Mutex, MutexGuard};
 
