@@ -4,7 +4,7 @@
 Run from the repository root with a Python that has scipy and numpy:
     python scripts/scipy_fixtures.py
 The inputs are drawn from a seeded numpy generator, so rerunning writes the same files (given the
-same scipy version, recorded in each file). The Rust tests (src/stats.rs, tests/stats_scipy.rs)
+same scipy version, recorded in each file). The Rust tests (src/stats.rs, tests/it/stats_scipy.rs)
 compare to 1e-6, exact-test p-values to 1e-9.
 
 The scipy calls mirror the Rust defaults exactly:

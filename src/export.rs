@@ -6,8 +6,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::error::Result;
 use crate::store::{RunRecord, Store};
 
 /// Ordered `column → value` for one run; params are prefixed `param.`, metrics `metric.`.
@@ -101,28 +100,24 @@ fn cell(v: Option<&Value>) -> String {
 /// Writes the rows as CSV with a header (missing values empty).
 pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
     let cols = columns(rows);
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |e: csv::Error| Error::Config(format!("writing CSV {}: {e}", path.display()));
-    w.write_record(&cols).map_err(csv_err)?;
-    for row in rows {
-        w.write_record(cols.iter().map(|c| cell(row.get(c))))
-            .map_err(csv_err)?;
-    }
-    let bytes = w.into_inner().map_err(|e| Error::Config(e.to_string()))?;
-    write_atomic(path, &bytes)
+    let lines = rows
+        .iter()
+        .map(|row| cols.iter().map(|c| cell(row.get(c))).collect::<Vec<_>>());
+    crate::fsutil::write_csv(path, &cols, lines)
 }
 
-/// Writes one JSON object per line, keys in column order.
+/// Writes one JSON object per row (the shared JSON Lines writer), keys in column order.
 pub fn write_jsonl(path: &Path, rows: &[Row]) -> Result<()> {
     let cols = columns(rows);
-    let mut text = String::new();
-    for row in rows {
-        let obj: Map<String, Value> = cols
-            .iter()
-            .filter_map(|c| row.get(c).map(|v| (c.clone(), v.clone())))
-            .collect();
-        text.push_str(&serde_json::to_string(&Value::Object(obj)).expect("JSON serializes"));
-        text.push('\n');
-    }
-    write_atomic(path, text.as_bytes())
+    let objects: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let obj: Map<String, Value> = cols
+                .iter()
+                .filter_map(|c| row.get(c).map(|v| (c.clone(), v.clone())))
+                .collect();
+            Value::Object(obj)
+        })
+        .collect();
+    crate::fsutil::write_jsonl(path, &objects)
 }

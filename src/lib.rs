@@ -3,7 +3,10 @@
 //! One experiment spec (`spec`) resolves into a hashed plan (`plan`) whose stages (`pipeline`)
 //! run through the runner (`runner`) and record everything in the store (`store`, the only code
 //! that touches sled). Each pipeline stage is a module: `data`, `recommender`, `alignment`,
-//! `llm`. `stats` holds the statistics and touches neither TOML nor sled.
+//! `train`, `eval`, `explain`, `judge`. What several stages share sits beside them: `llm` (the
+//! LLM core), `llm_stage` (the LLM stages' device dispatch and subsampling), `openai` (the chat
+//! client of the judge and the user summaries). `stats` holds the statistics and touches
+//! neither TOML nor sled.
 
 pub mod alignment;
 pub mod data;
@@ -12,6 +15,8 @@ pub mod eval;
 pub mod explain;
 pub mod judge;
 pub mod llm;
+pub mod llm_stage;
+pub mod openai;
 pub mod pipeline;
 pub mod recommender;
 pub mod report;

@@ -6,11 +6,13 @@
 //! output into place only when `run` returns `Ok`, so a stage never needs to worry about
 //! half-written outputs or caching.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, WeakProgressBar};
@@ -124,6 +126,10 @@ pub trait ResponseCache: Send + Sync {
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    static SCOPE: RefCell<Option<CancelToken>> = const { RefCell::new(None) };
+}
+
 /// Marks the process as interrupted (called from the Ctrl-C handler).
 pub fn request_cancel() {
     CANCELLED.store(true, Ordering::SeqCst);
@@ -135,9 +141,41 @@ pub fn clear_cancel() {
     CANCELLED.store(false, Ordering::SeqCst);
 }
 
-/// Whether Ctrl-C was pressed.
+/// A cancel request for the work run under [`cancel_scope`] only, so a caller that runs stages
+/// on several threads (tests do) can stop one and leave the others running. Any thread holding
+/// a clone may cancel it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs `f` on the calling thread with `token` as a second cancel flag beside Ctrl-C's:
+/// [`check_cancel`] inside `f` fails once the token is cancelled. Work `f` hands to other
+/// threads (rayon) sees only the process-wide flag.
+pub fn cancel_scope<R>(token: &CancelToken, f: impl FnOnce() -> R) -> R {
+    /// Restores the outer scope even when `f` panics.
+    struct Restore(Option<CancelToken>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPE.set(self.0.take());
+        }
+    }
+    let _restore = Restore(SCOPE.replace(Some(token.clone())));
+    f()
+}
+
+/// Whether Ctrl-C was pressed, or the token of the enclosing [`cancel_scope`] was cancelled.
 pub fn cancel_requested() -> bool {
     CANCELLED.load(Ordering::SeqCst)
+        || SCOPE.with_borrow(|scope| scope.as_ref().is_some_and(CancelToken::is_cancelled))
 }
 
 /// Returns `Err(Interrupted)` once Ctrl-C was pressed; long loops call this each step.
@@ -380,5 +418,22 @@ mod tests {
                 .all(|l| l.starts_with("alignment training: 3/10 (30.0 %)"))
         );
         assert!(!text.contains("done already"));
+    }
+
+    #[test]
+    fn a_cancel_scope_stops_only_the_work_under_it() {
+        let token = CancelToken::default();
+        let remote = token.clone();
+        std::thread::spawn(move || remote.cancel()).join().unwrap();
+        assert!(matches!(
+            cancel_scope(&token, check_cancel),
+            Err(Error::Interrupted)
+        ));
+        assert!(
+            check_cancel().is_ok(),
+            "outside the scope nothing is cancelled"
+        );
+        let other = std::thread::spawn(move || cancel_scope(&CancelToken::default(), check_cancel));
+        assert!(other.join().unwrap().is_ok());
     }
 }

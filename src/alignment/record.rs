@@ -7,10 +7,9 @@
 //! `answer`, `uid`, `iid`, `target`, `topk`) lets the same data be fed to RecAI's trainer or
 //! compared with its files.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -99,34 +98,6 @@ pub struct ExplainRecord {
     pub item_tokens: Vec<u32>,
 }
 
-/// Writes one JSON object per line.
-pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<()> {
-    let file = std::fs::File::create(path).at(path)?;
-    let mut w = BufWriter::new(file);
-    for r in records {
-        serde_json::to_writer(&mut w, r).map_err(|e| Error::io(path, e.into()))?;
-        w.write_all(b"\n").at(path)?;
-    }
-    w.flush().at(path)
-}
-
-/// Reads a JSON Lines file; a malformed line fails with file:line.
-pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let file = std::fs::File::open(path).at(path)?;
-    let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.at(path)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push(
-            serde_json::from_str(&line)
-                .map_err(|e| Error::bad_input(path, n + 1, e.to_string()))?,
-        );
-    }
-    Ok(out)
-}
-
 /// The template text of a record.
 fn template_json(user: &str) -> Value {
     json!({ "USER": user, "ASSISTANT": "{0}" })
@@ -197,34 +168,10 @@ pub fn write_json_list(path: &Path, values: impl Iterator<Item = Value>) -> Resu
     w.flush().at(path)
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180: commas, quotes, line breaks).
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Writes a CSV file with a header row.
-pub fn write_csv(
-    path: &Path,
-    header: &[&str],
-    rows: impl Iterator<Item = Vec<String>>,
-) -> Result<()> {
-    let file = std::fs::File::create(path).at(path)?;
-    let mut w = BufWriter::new(file);
-    writeln!(w, "{}", header.join(",")).at(path)?;
-    for row in rows {
-        let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-        writeln!(w, "{}", line.join(",")).at(path)?;
-    }
-    w.flush().at(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::{read_jsonl, write_jsonl};
 
     fn rank_record() -> TaskRecord {
         TaskRecord {
@@ -277,12 +224,5 @@ mod tests {
         assert_eq!(v["template"]["ASSISTANT"], "{0}");
         assert_eq!(v["template"]["USER"], t.set("uidiid2rank")[2].as_str());
         assert!(v.get("target").is_none());
-    }
-
-    #[test]
-    fn quotes_csv_fields() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a, b"), "\"a, b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }

@@ -20,8 +20,7 @@ use serde_json::{Value, json};
 
 use super::explain::{EXTERNAL_HEADER, explain_lines, explain_records, external_rows};
 use super::record::{
-    AlignmentRecord, ExplainRecord, explain_to_original, to_original, write_csv, write_json_list,
-    write_jsonl,
+    AlignmentRecord, ExplainRecord, explain_to_original, to_original, write_json_list,
 };
 use super::render::Renderer;
 use super::sharegpt::{ShareGpt, how_to_get, load_sharegpt};
@@ -30,9 +29,11 @@ use super::tokens::{TokenizerCounter, estimate_tokens};
 use super::{AlignmentSection, Mode, Task, Templates};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{read_jsonl, write_csv, write_jsonl};
 use crate::hash::hash_file;
 use crate::pipeline::{Progress, Recorder, Stage, StageContext, StageKind};
 use crate::recommender::ModelKind;
+use crate::recommender::{SIM_ITEM, TEST_TOP, TRAIN_TOP};
 use crate::spec::{RawSpec, SeedSetting, resolve_spec_path};
 
 /// Names the estimate in the fingerprint when there is no pretrained backbone to count with.
@@ -62,8 +63,8 @@ pub struct Settings {
     pub sharegpt_path: Option<PathBuf>,
     pub explain_valid: usize,
     pub explain_train: usize,
-    /// LLM-written user summaries by uid (the `uid2summary` answers); `None` until an LLM
-    /// endpoint is wired into the stage, which leaves the task out.
+    /// LLM-written user summaries by uid (the `uid2summary` answers), written by the `[judge]`
+    /// endpoint when `alignment.summaries = "judge"`; `None` leaves the task out.
     pub summaries: Option<BTreeMap<u32, String>>,
 }
 
@@ -195,8 +196,8 @@ fn write_user_summaries(
     );
     let prompts: Vec<String> = queries.iter().map(|(_, q)| q.clone()).collect();
     let bar = ctx.progress.bar(prompts.len() as u64, "user summaries");
-    let answers = crate::judge::ask_all(
-        &ctx.spec.judge,
+    let answers = crate::openai::ask_all(
+        &ctx.spec.judge.endpoint(),
         Some(SUMMARY_SYSTEM),
         &prompts,
         ctx.cache,
@@ -212,10 +213,10 @@ fn write_user_summaries(
 
 /// Reads the recommender's exports for `model` from `rec_dir`.
 pub fn read_top_inputs(rec_dir: &Path, model: ModelKind) -> Result<TopInputs> {
-    let test = TopFile::read(&rec_dir.join("test_top.txt"))?;
+    let test = TopFile::read(&rec_dir.join(TEST_TOP))?;
     Ok(match model {
         ModelKind::Sasrec => TopInputs::Sasrec {
-            train: TopFile::read(&rec_dir.join("train_top.txt"))?,
+            train: TopFile::read(&rec_dir.join(TRAIN_TOP))?,
             test,
         },
         ModelKind::Mf => TopInputs::Mf { test },
@@ -366,7 +367,7 @@ pub fn build(
     let tops = read_top_inputs(rec_dir, settings.model)?;
     let tasks = section.active_tasks();
     let sim = if tasks.contains(&Task::Iid2Sim) {
-        Some(SimFile::read(&rec_dir.join("sim_item.txt"))?)
+        Some(SimFile::read(&rec_dir.join(SIM_ITEM))?)
     } else {
         None
     };
@@ -553,12 +554,12 @@ pub fn export_original(
     std::fs::create_dir_all(dest).at(dest)?;
     for split in Split::ALL {
         let records: Vec<AlignmentRecord> =
-            super::record::read_jsonl(&stage_dir.join(format!("{}.jsonl", split.as_str())))?;
+            read_jsonl(&stage_dir.join(format!("{}.jsonl", split.as_str())))?;
         let path = dest.join(format!("{mode}_{}.json", split.as_str()));
         write_json_list(&path, records.iter().map(|r| to_original(r, templates)))?;
         for m in Mode::ALL {
             let src = stage_dir.join(format!("explain_{m}_{}.jsonl", split.as_str()));
-            let records: Vec<ExplainRecord> = super::record::read_jsonl(&src)?;
+            let records: Vec<ExplainRecord> = read_jsonl(&src)?;
             let path = dest.join(format!("explan_{m}_{}.json", split.as_str()));
             write_json_list(
                 &path,

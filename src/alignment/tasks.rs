@@ -39,9 +39,9 @@ pub const MF_VALID_USER_FRACTION: f64 = 0.9;
 pub const MF_LINES_PER_USER: usize = 6;
 /// `iid2description` prefers the first description entry longer than this many characters.
 pub const DESCRIPTION_MIN_CHARS: usize = 50;
-/// Why `uid2summary` is left out until an LLM endpoint is wired in.
-pub const SUMMARY_SKIP_REASON: &str =
-    "needs LLM-written user summaries (spec §1.8) and no LLM endpoint is wired into this stage yet";
+/// Why `uid2summary` is left out when no summaries were given (`alignment.summaries = "off"`).
+pub const SUMMARY_SKIP_REASON: &str = "needs LLM-written user summaries (spec §1.8); set \
+     `alignment.summaries = \"judge\"` to have the [judge] endpoint write them";
 
 /// Train or valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::alignment::Task;
-use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl, write_jsonl};
+use crate::alignment::record::{AlignmentRecord, TaskRecord};
 use crate::error::Result;
+use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::llm::batching::length_sorted_batches;
 use crate::llm::chat::ChatTemplate;
 use crate::llm::generate::{
@@ -24,13 +25,14 @@ use crate::llm::generate::{
 };
 use crate::llm::tokenizer::Tokenizer;
 use crate::llm::{LlamaModel, load_model};
+use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
 use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
 use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator};
 use crate::train::aligned::PlaceholderVectors;
 use crate::train::{
-    AlignedInfo, AlignedModel, CONNECTORS, FrozenRecommender, LlmStageBody, MODEL_DIR, RecInputs,
-    Sample, SampleBuilder, rec_inputs, run_on_llm_device, subsample,
+    AlignedInfo, AlignedModel, CONNECTORS, FrozenRecommender, MODEL_DIR, RecInputs, Sample,
+    SampleBuilder, rec_inputs,
 };
 
 /// `[eval]`: alignment metrics ([v2] `shell/infer_alignment.sh` settings, spec §5.2).

@@ -15,15 +15,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::alignment::Mode;
-use crate::alignment::record::{ExplainRecord, read_jsonl, write_jsonl};
+use crate::alignment::record::ExplainRecord;
 use crate::error::Result;
 use crate::eval::Evaluator;
+use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::llm::batching::length_sorted_batches;
 use crate::llm::generate::Decoding;
+use crate::llm_stage::{LlmStageBody, run_on_llm_device};
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator};
-use crate::train::{LlmStageBody, Sample, run_on_llm_device};
+use crate::train::Sample;
 
 /// The stage's output file.
 pub const EXPLANATIONS: &str = "explanations.jsonl";

@@ -2,28 +2,22 @@
 //! paper's four levels, A (wrong decision) = 0 … D (satisfying explanation) = 3, and the stage
 //! reports the mean rating of the paper's Table 2.
 //!
-//! The endpoint is GPT-4 by default or any OpenAI-compatible server (`base_url`). The API key is
-//! read from the environment variable the spec names, only when a request is sent; it never
-//! reaches the spec, the store, the logs or the reports. Every answer is kept in the store's
-//! response cache under a hash of the whole request, so rerunning or resuming never pays twice.
+//! The endpoint is GPT-4 by default or any OpenAI-compatible server (`base_url`), asked through
+//! [`crate::openai`], which also writes the alignment stage's user summaries: the API key is
+//! read from the environment variable the spec names, only when a request is sent, and every
+//! answer is kept in the store's response cache, so rerunning or resuming never pays twice.
 //! The stage runs only when the spec sets `judge.enabled = true`.
 
 use std::path::Path;
 
-use async_openai::Client;
-use async_openai::config::OpenAIConfig;
-use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
-};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::alignment::record::{read_jsonl, write_jsonl};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::explain::{EXPLANATIONS, Explanation};
-use crate::hash::hash_json;
-use crate::pipeline::{ResponseCache, Stage, StageContext, StageKind, check_cancel};
+use crate::fsutil::{read_jsonl, write_jsonl};
+use crate::openai::{Endpoint, ask_all};
+use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::spec::{RawSpec, Validate, Validator};
 
 /// The stage's output file: one rating per explanation.
@@ -194,7 +188,7 @@ impl Stage for JudgeStage {
         let prompts: Vec<String> = explanations.iter().map(judge_prompt).collect();
         let bar = ctx.progress.bar(prompts.len() as u64, "judge");
         let answers = ask_all(
-            &section,
+            &section.endpoint(),
             section.system_message(),
             &prompts,
             ctx.cache,
@@ -243,156 +237,16 @@ impl JudgeSection {
         Some(self.system_prompt.as_str()).filter(|s| !s.is_empty())
     }
 
-    /// The endpoint as messages name it.
-    fn endpoint(&self) -> &str {
-        if self.base_url.is_empty() {
-            "the OpenAI API"
-        } else {
-            &self.base_url
-        }
-    }
-}
-
-/// The cache key of one request: everything that shapes the answer, never the API key.
-pub fn request_key(section: &JudgeSection, system: Option<&str>, prompt: &str) -> String {
-    hash_json(&json!({
-        "model": section.model,
-        "base_url": section.base_url,
-        "temperature": section.temperature,
-        "max_tokens": section.max_tokens,
-        "system": system,
-        "prompt": prompt,
-    }))
-}
-
-/// Answers for every prompt (after an optional system message), in order: cached ones from
-/// `cache`, the rest from the section's endpoint, `concurrency` at a time. Each new answer is
-/// cached as soon as it arrives. The judge uses it, and so do the `uid2summary` answers.
-pub fn ask_all(
-    section: &JudgeSection,
-    system: Option<&str>,
-    prompts: &[String],
-    cache: Option<&dyn ResponseCache>,
-    tick: &dyn Fn(),
-) -> Result<Vec<String>> {
-    let keys: Vec<String> = prompts
-        .iter()
-        .map(|p| request_key(section, system, p))
-        .collect();
-    let mut answers: Vec<Option<String>> = Vec::with_capacity(prompts.len());
-    for key in &keys {
-        let hit = match cache {
-            Some(c) => c.get(key)?,
-            None => None,
-        };
-        if hit.is_some() {
-            tick();
-        }
-        answers.push(hit);
-    }
-    let missing: Vec<usize> = (0..prompts.len())
-        .filter(|&i| answers[i].is_none())
-        .collect();
-    if !missing.is_empty() {
-        let client = client(section)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Config(format!("judge: cannot start the async runtime: {e}")))?;
-        for chunk in missing.chunks(section.concurrency) {
-            check_cancel()?;
-            let replies = runtime.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for &i in chunk {
-                    let (client, section, prompt) =
-                        (client.clone(), section.clone(), prompts[i].clone());
-                    let system = system.map(String::from);
-                    set.spawn(async move {
-                        (i, ask(&client, &section, system.as_deref(), &prompt).await)
-                    });
-                }
-                let mut out = Vec::new();
-                while let Some(joined) = set.join_next().await {
-                    out.push(joined.map_err(|e| Error::Config(format!("judge task: {e}")))?);
-                }
-                Ok::<_, Error>(out)
-            })?;
-            for (i, reply) in replies {
-                let text = reply?;
-                if let Some(c) = cache {
-                    c.put(&keys[i], &text)?;
-                }
-                answers[i] = Some(text);
-                tick();
-            }
-        }
-    }
-    Ok(answers
-        .into_iter()
-        .map(|a| a.expect("every prompt answered"))
-        .collect())
-}
-
-/// The client for the section's endpoint, with the key from the environment.
-fn client(section: &JudgeSection) -> Result<Client<OpenAIConfig>> {
-    let key = std::env::var(&section.api_key_env).map_err(|_| {
-        Error::Config(format!(
-            "judge.api_key_env: the environment variable {} is not set; the judge needs the API \
-             key of {} there",
-            section.api_key_env,
-            section.endpoint()
-        ))
-    })?;
-    let mut config = OpenAIConfig::new().with_api_key(key);
-    if !section.base_url.is_empty() {
-        config = config.with_api_base(section.base_url.trim_end_matches('/'));
-    }
-    Ok(Client::with_config(config))
-}
-
-/// One chat completion with retries; the answer's text.
-async fn ask(
-    client: &Client<OpenAIConfig>,
-    section: &JudgeSection,
-    system: Option<&str>,
-    prompt: &str,
-) -> Result<String> {
-    let mut messages: Vec<ChatCompletionRequestMessage> = Vec::new();
-    if let Some(system) = system {
-        messages.push(ChatCompletionRequestSystemMessage::from(system).into());
-    }
-    messages.push(ChatCompletionRequestUserMessage::from(prompt).into());
-    let request = CreateChatCompletionRequestArgs::default()
-        .model(section.model.clone())
-        .messages(messages)
-        .temperature(section.temperature as f32)
-        .max_tokens(section.max_tokens as u32)
-        .build()
-        .map_err(|e| Error::Config(format!("judge request: {e}")))?;
-    let mut attempt = 0;
-    loop {
-        match client.chat().create(request.clone()).await {
-            Ok(response) => {
-                return Ok(response
-                    .choices
-                    .into_iter()
-                    .next()
-                    .and_then(|c| c.message.content)
-                    .unwrap_or_default());
-            }
-            Err(e) if attempt < section.max_retries => {
-                tracing::warn!("judge request failed (attempt {}): {e}", attempt + 1);
-                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "judge: {} at {} failed after {} attempts: {e}",
-                    section.model,
-                    section.endpoint(),
-                    attempt + 1
-                )));
-            }
+    /// The chat endpoint this section configures (the judge's, and the `uid2summary` writer's).
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            model: self.model.clone(),
+            base_url: self.base_url.clone(),
+            api_key_env: self.api_key_env.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            concurrency: self.concurrency,
+            max_retries: self.max_retries,
         }
     }
 }
@@ -400,6 +254,7 @@ async fn ask(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai::request_key;
 
     #[test]
     fn strict_parsing_follows_the_original() {
@@ -436,15 +291,21 @@ mod tests {
             api_key_env: "OTHER_KEY".into(),
             ..JudgeSection::default()
         };
-        assert_eq!(request_key(&s, None, &p), request_key(&other_env, None, &p));
+        assert_eq!(
+            request_key(&s.endpoint(), None, &p),
+            request_key(&other_env.endpoint(), None, &p)
+        );
         let hotter = JudgeSection {
             temperature: 0.0,
             ..JudgeSection::default()
         };
-        assert_ne!(request_key(&s, None, &p), request_key(&hotter, None, &p));
         assert_ne!(
-            request_key(&s, None, &p),
-            request_key(&s, Some("system"), &p)
+            request_key(&s.endpoint(), None, &p),
+            request_key(&hotter.endpoint(), None, &p)
+        );
+        assert_ne!(
+            request_key(&s.endpoint(), None, &p),
+            request_key(&s.endpoint(), Some("system"), &p)
         );
     }
 

@@ -3,7 +3,8 @@
 //!
 //! `recx llm chat --model PATH "question"` renders the question with the chat template, decodes
 //! greedily (or samples / beam-searches) until the template's stop token, and prints the answer.
-//! The lead's CLI embeds [`LlmArgs`] and [`AssetsArgs`] and calls the `run_*` functions.
+//! `crate::cli` embeds [`LlmArgs`] and [`AssetsArgs`] in its subcommands and calls the `run_*`
+//! functions.
 
 use std::path::{Path, PathBuf};
 

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use burn::config::Config;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::gguf::GgufFile;
@@ -149,63 +150,45 @@ impl LlamaConfig {
     /// Reads an HF `config.json` (llama, mistral, qwen2, phi3 model types).
     pub fn from_hf_config_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).at(path)?;
-        let value: Value = serde_json::from_str(&text)
+        let raw: HfConfigJson = serde_json::from_str(&text)
             .map_err(|e| Error::bad_input(path, e.line(), e.to_string()))?;
-        Self::from_hf_json(&value).map_err(|reason| Error::model_file(path, reason))
+        Self::from_hf_fields(raw).map_err(|reason| Error::model_file(path, reason))
     }
 
     pub fn from_hf_json(v: &Value) -> std::result::Result<Self, String> {
-        let model_type = v
-            .get("model_type")
-            .and_then(Value::as_str)
-            .ok_or("key `model_type` is missing")?;
-        let architecture = Architecture::from_model_type(model_type).ok_or_else(|| {
-            format!("model_type `{model_type}` is not supported (llama, mistral, qwen2, phi3)")
+        let raw = HfConfigJson::deserialize(v).map_err(|e| e.to_string())?;
+        Self::from_hf_fields(raw)
+    }
+
+    fn from_hf_fields(raw: HfConfigJson) -> std::result::Result<Self, String> {
+        let architecture = Architecture::from_model_type(&raw.model_type).ok_or_else(|| {
+            format!(
+                "model_type `{}` is not supported (llama, mistral, qwen2, phi3)",
+                raw.model_type
+            )
         })?;
-        let req = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_u64)
-                .map(|x| x as usize)
-                .ok_or_else(|| format!("key `{k}` is missing or not an integer"))
-        };
-        let opt_u = |k: &str| v.get(k).and_then(Value::as_u64);
-        if let Some(scaling) = v.get("rope_scaling").filter(|s| !s.is_null()) {
+        if let Some(scaling) = raw.rope_scaling.filter(|s| !s.is_null()) {
             return Err(format!("rope_scaling {scaling} is not supported"));
         }
-        let num_heads = req("num_attention_heads")?;
         let config = LlamaConfig {
-            vocab_size: req("vocab_size")?,
-            hidden_size: req("hidden_size")?,
-            intermediate_size: req("intermediate_size")?,
-            num_layers: req("num_hidden_layers")?,
-            num_heads,
-            num_kv_heads: opt_u("num_key_value_heads").map_or(num_heads, |x| x as usize),
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            intermediate_size: raw.intermediate_size,
+            num_layers: raw.num_hidden_layers,
+            num_heads: raw.num_attention_heads,
+            num_kv_heads: raw.num_key_value_heads.unwrap_or(raw.num_attention_heads),
             architecture,
-            head_dim: opt_u("head_dim").map(|x| x as usize),
-            rope_theta: v
-                .get("rope_theta")
-                .and_then(Value::as_f64)
-                .unwrap_or(10000.0),
+            head_dim: raw.head_dim,
+            rope_theta: raw.rope_theta.unwrap_or(10000.0),
             rope_layout: RopeLayout::HalfSplit,
-            rms_norm_eps: v
-                .get("rms_norm_eps")
-                .and_then(Value::as_f64)
-                .unwrap_or(1e-6),
-            tie_word_embeddings: v
-                .get("tie_word_embeddings")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
+            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
             attention_bias: architecture == Architecture::Qwen2
-                || v.get("attention_bias")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            max_position_embeddings: opt_u("max_position_embeddings").map_or(2048, |x| x as usize),
-            initializer_range: v
-                .get("initializer_range")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.02),
-            bos_token_id: opt_u("bos_token_id").map(|x| x as u32),
-            eos_token_id: first_id(v.get("eos_token_id")),
+                || raw.attention_bias.unwrap_or(false),
+            max_position_embeddings: raw.max_position_embeddings.unwrap_or(2048),
+            initializer_range: raw.initializer_range.unwrap_or(0.02),
+            bos_token_id: raw.bos_token_id.and_then(TokenIds::first),
+            eos_token_id: raw.eos_token_id.and_then(TokenIds::first),
         };
         config.check()?;
         Ok(config)
@@ -324,11 +307,44 @@ impl LlamaConfig {
     }
 }
 
-/// `eos_token_id` may be an integer or a list (Llama-3); the first one is the model's EOS.
-fn first_id(v: Option<&Value>) -> Option<u32> {
-    match v? {
-        Value::Array(a) => a.first()?.as_u64().map(|x| x as u32),
-        x => x.as_u64().map(|x| x as u32),
+/// The keys of an HF `config.json` that recx reads (the others, such as `architectures`,
+/// `hidden_act` or `torch_dtype`, are ignored). Optional keys take transformers' defaults.
+#[derive(Deserialize)]
+struct HfConfigJson {
+    model_type: String,
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    rope_theta: Option<f64>,
+    rms_norm_eps: Option<f64>,
+    tie_word_embeddings: Option<bool>,
+    attention_bias: Option<bool>,
+    max_position_embeddings: Option<usize>,
+    initializer_range: Option<f64>,
+    bos_token_id: Option<TokenIds>,
+    eos_token_id: Option<TokenIds>,
+    rope_scaling: Option<Value>,
+}
+
+/// A token id key that may hold an integer or a list (Llama-3's `eos_token_id`); the first one
+/// is the model's.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    fn first(self) -> Option<u32> {
+        match self {
+            TokenIds::One(id) => Some(id),
+            TokenIds::Many(ids) => ids.first().copied(),
+        }
     }
 }
 
@@ -367,5 +383,26 @@ mod tests {
         );
         v["model_type"] = json!("gpt2");
         assert!(LlamaConfig::from_hf_json(&v).unwrap_err().contains("gpt2"));
+    }
+
+    #[test]
+    fn hf_config_keys_are_typed() {
+        let mut v = json!({
+            "model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "eos_token_id": [7, 8],
+            "bos_token_id": null, "head_dim": null
+        });
+        let c = LlamaConfig::from_hf_json(&v).unwrap();
+        assert_eq!(
+            (c.eos_token_id, c.bos_token_id, c.num_kv_heads),
+            (Some(7), None, 2)
+        );
+        v["rope_theta"] = json!("fast");
+        let err = LlamaConfig::from_hf_json(&v).unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
+        v.as_object_mut().unwrap().remove("vocab_size");
+        v["rope_theta"] = json!(1e4);
+        let err = LlamaConfig::from_hf_json(&v).unwrap_err();
+        assert!(err.contains("vocab_size"), "{err}");
     }
 }

@@ -8,14 +8,16 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// The CPU backend.
 pub type Cpu = burn::backend::Flex;
 
-/// A device named in a spec or on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A device named in a spec or on the command line. (Serialized as `"Cpu"` / `{"Cuda": n}`,
+/// which is part of the recommender stage's hash.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceChoice {
     Cpu,
     Cuda(usize),

@@ -19,14 +19,18 @@ pub mod train;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::llm::DeviceChoice;
 use crate::spec::{SeedSetting, Validate, Validator};
 
 pub use mf::{Mf, MfConfig};
 pub use model::RecModel;
 pub use samples::{Example, Examples, Query};
 pub use sasrec::{SasRec, SasRecConfig};
-pub use stage::{RecommenderStage, TrainedRecommender, run_recommender, sasrec_user_embeddings};
+pub use stage::{
+    RecommenderStage, SIM_ITEM, TEST_TOP, TRAIN_TOP, TrainedRecommender, run_recommender,
+    sasrec_user_embeddings,
+};
 pub use train::TrainSettings;
 
 crate::spec_enum! {
@@ -104,28 +108,6 @@ impl Default for RecommenderSection {
     }
 }
 
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeviceSetting {
-    Cpu,
-    Cuda(usize),
-}
-
-impl std::str::FromStr for DeviceSetting {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "cpu" => Ok(DeviceSetting::Cpu),
-            "cuda" => Ok(DeviceSetting::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceSetting::Cuda)
-                .ok_or_else(|| format!("unknown device {s:?}; expected cpu | cuda | cuda:N")),
-        }
-    }
-}
-
 /// The section with every default applied and the seed resolved: what determines the output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedRecommender {
@@ -136,7 +118,7 @@ pub struct ResolvedRecommender {
     pub sasrec: Option<SasRecConfig>,
     pub train: TrainSettings,
     pub export_seed: u64,
-    pub device: DeviceSetting,
+    pub device: DeviceChoice,
 }
 
 impl RecommenderSection {
@@ -151,7 +133,7 @@ impl RecommenderSection {
             .seed
             .unwrap_or(SeedSetting::Fixed(if sasrec { 3418 } else { 436913 }))
             .resolve(run_seed);
-        let device = self.device.parse().map_err(Error::Config)?;
+        let device = self.device.parse()?;
         Ok(ResolvedRecommender {
             model: self.model,
             embedding_size,
@@ -229,8 +211,8 @@ impl Validate for RecommenderSection {
             "must be at least 1".into()
         });
         v.in_range("lr_factor", self.lr_factor, 1e-6, 1.0);
-        if let Err(e) = self.device.parse::<DeviceSetting>() {
-            v.error("device", e);
+        if let Err(e) = self.device.parse::<DeviceChoice>() {
+            v.error("device", e.to_string());
         }
     }
 }
@@ -286,11 +268,15 @@ mod tests {
 
     #[test]
     fn parses_devices() {
-        assert_eq!("cpu".parse::<DeviceSetting>(), Ok(DeviceSetting::Cpu));
+        assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
         assert_eq!(
-            "cuda:1".parse::<DeviceSetting>(),
-            Ok(DeviceSetting::Cuda(1))
+            "cuda".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(0)
         );
-        assert!("cuda:x".parse::<DeviceSetting>().is_err());
+        assert_eq!(
+            "cuda:1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(1)
+        );
+        assert!("cuda:x".parse::<DeviceChoice>().is_err());
     }
 }

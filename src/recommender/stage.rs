@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Tensor;
@@ -18,9 +18,10 @@ use super::samples::{Example, Examples, Query};
 use super::sasrec::{SasRec, SasRecConfig};
 use super::top_file::{TopLine, top1_concentration, write_top_file};
 use super::train::{TrainOutcome, TrainReport, evaluate, for_each_score_row, seeded_init, train};
-use super::{DeviceSetting, ModelKind, ResolvedRecommender};
+use super::{ModelKind, ResolvedRecommender};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
+use crate::llm::BackendTask;
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::spec::RawSpec;
 
@@ -77,20 +78,22 @@ pub fn run_recommender(
     settings: &ResolvedRecommender,
     data: &Dataset,
 ) -> Result<()> {
-    match settings.device {
-        DeviceSetting::Cpu => run_on::<Autodiff<Flex>>(ctx, settings, data, &Default::default()),
-        DeviceSetting::Cuda(_index) => {
-            #[cfg(feature = "cuda")]
-            {
-                let device = burn::backend::cuda::CudaDevice::new(_index);
-                run_on::<Autodiff<burn::backend::Cuda>>(ctx, settings, data, &device)
-            }
-            #[cfg(not(feature = "cuda"))]
-            Err(Error::Config(
-                "recommender.device asks for CUDA, but this recx was built without the `cuda` feature".into(),
-            ))
+    struct Task<'a, 'b> {
+        ctx: &'a mut StageContext<'b>,
+        settings: &'a ResolvedRecommender,
+        data: &'a Dataset,
+    }
+    impl BackendTask for Task<'_, '_> {
+        type Output = ();
+        fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+            run_on::<Autodiff<B>>(self.ctx, self.settings, self.data, &device)
         }
     }
+    settings.device.run(Task {
+        ctx,
+        settings,
+        data,
+    })
 }
 
 fn run_on<B: AutodiffBackend>(

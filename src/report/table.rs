@@ -77,26 +77,13 @@ impl Table {
             Some((h, r)) => (h, r),
             None => (&self.header, &self.rows),
         };
-        let mut out = csv_line(header);
-        for r in rows {
-            out.push_str(&csv_line(r));
+        let mut w = crate::fsutil::csv_writer(Vec::new());
+        for record in std::iter::once(header).chain(rows) {
+            w.write_record(record).expect("CSV into memory cannot fail");
         }
-        out
+        let bytes = w.into_inner().expect("CSV into memory cannot fail");
+        String::from_utf8(bytes).expect("CSV of strings is UTF-8")
     }
-}
-
-fn csv_line(cells: &[String]) -> String {
-    let quoted: Vec<String> = cells
-        .iter()
-        .map(|c| {
-            if c.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c.clone()
-            }
-        })
-        .collect();
-    quoted.join(",") + "\n"
 }
 
 fn escape_markdown(s: &str) -> String {

@@ -21,8 +21,6 @@ use std::path::Path;
 
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -32,11 +30,13 @@ pub use fit::FitSettings;
 pub use samples::{Sample, SampleBuilder};
 
 use crate::alignment::Mode;
-use crate::alignment::record::{AlignmentRecord, TaskRecord, read_jsonl};
+use crate::alignment::record::{AlignmentRecord, TaskRecord};
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::read_jsonl;
 use crate::llm::chat::ChatTemplate;
 use crate::llm::lora::{LoraConfig, LoraTarget, attach_lora, count_params, merge_lora};
-use crate::llm::{BackendTask, DeviceChoice, LlamaModel, save_hf};
+use crate::llm::{LlamaModel, save_hf};
+use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
 use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::recommender::train::seeded_init;
 use crate::recommender::{Query, TrainedRecommender};
@@ -322,30 +322,6 @@ impl Stage for TrainStage {
     }
 }
 
-/// The body of an LLM stage, generic over the burn backend.
-pub trait LlmStageBody {
-    fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()>;
-}
-
-/// Runs an LLM stage's body on the device `llm.device` names.
-pub fn run_on_llm_device<S: LlmStageBody>(ctx: &mut StageContext<'_>) -> Result<()> {
-    struct Task<'a, 'b, S> {
-        ctx: &'a mut StageContext<'b>,
-        body: std::marker::PhantomData<S>,
-    }
-    impl<S: LlmStageBody> BackendTask for Task<'_, '_, S> {
-        type Output = ();
-        fn run<B: Backend>(self, device: B::Device) -> Result<()> {
-            S::run_on::<B>(self.ctx, &device)
-        }
-    }
-    let device: DeviceChoice = ctx.spec.llm.device.parse()?;
-    device.run(Task::<S> {
-        ctx,
-        body: std::marker::PhantomData,
-    })
-}
-
 impl LlmStageBody for TrainStage {
     fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
         train::<burn::backend::Autodiff<B>>(ctx, device)
@@ -355,20 +331,6 @@ impl LlmStageBody for TrainStage {
 /// Records of one split (`train`, `valid`), read from the alignment-data stage's folder.
 pub fn read_split(dir: &Path, split: &str) -> Result<Vec<AlignmentRecord>> {
     read_jsonl(&dir.join(format!("{split}.jsonl")))
-}
-
-/// `n` records drawn without replacement (in file order), or all when `n` is 0 or too large.
-pub fn subsample<T>(records: Vec<T>, n: usize, seed: u64) -> Vec<T> {
-    if n == 0 || n >= records.len() {
-        return records;
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut keep = rand::seq::index::sample(&mut rng, records.len(), n).into_vec();
-    keep.sort_unstable();
-    let mut slots: Vec<Option<T>> = records.into_iter().map(Some).collect();
-    keep.into_iter()
-        .map(|i| slots[i].take().expect("indices are distinct"))
-        .collect()
 }
 
 /// The recommender side of the inputs: user vectors for the given records and the item table.
@@ -706,15 +668,5 @@ mod tests {
             TrainSection::preset(TrainPreset::V2).fingerprint()
         );
         assert_ne!(written.fingerprint(), TrainSection::default().fingerprint());
-    }
-
-    #[test]
-    fn subsample_keeps_file_order_and_is_seeded() {
-        let a = subsample((0..100).collect::<Vec<_>>(), 10, 5);
-        assert_eq!(a.len(), 10);
-        assert!(a.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(a, subsample((0..100).collect::<Vec<_>>(), 10, 5));
-        assert_ne!(a, subsample((0..100).collect::<Vec<_>>(), 10, 6));
-        assert_eq!(subsample(vec![1, 2], 0, 1), vec![1, 2]);
     }
 }

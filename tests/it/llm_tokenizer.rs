@@ -2,7 +2,7 @@
 //! reference implementations (sentencepiece, Python tokenizers), plus round trips, placeholders,
 //! tokenizer.json save/load (and Python parity), and BPE training determinism.
 
-mod llm_tokenizer_fixtures;
+use crate::llm_tokenizer_fixtures;
 
 use llm_tokenizer_fixtures as fx;
 use recx::llm::chat::{ChatTemplate, TemplateName};

@@ -1,16 +1,16 @@
 //! The alignment-data stage end to end on the hand-built dataset: files, counts, determinism,
 //! explanation prompts, ShareGPT mixing and the export to the original schema.
 
-mod alignment_common;
+use crate::alignment_common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use alignment_common::*;
-use recx::alignment::record::read_jsonl;
 use recx::alignment::stage::{Settings, build};
 use recx::alignment::tokens::estimate_tokens;
 use recx::alignment::{AlignmentDataStage, AlignmentRecord, ExplainRecord, Mode};
+use recx::fsutil::read_jsonl;
 use recx::pipeline::{Measurements, Progress, Stage, StageContext, StageKind};
 use recx::recommender::ModelKind;
 use recx::spec::RawSpec;

@@ -1,6 +1,5 @@
 //! Hand-built inputs shared by the alignment tests: a tiny dataset whose records can be worked out
 //! by hand, and SASRec / MF top files for it.
-#![allow(dead_code)]
 
 use std::path::Path;
 

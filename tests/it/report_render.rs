@@ -1,6 +1,6 @@
 //! A report over synthetic runs (3 seeds × 2 modes) renders every output, deterministically.
 
-mod report_support;
+use crate::report_support;
 
 use std::fs;
 use std::path::Path;
@@ -160,7 +160,7 @@ fn task_subsets_give_ablation_figures() {
         ..ReportOptions::default()
     };
     let summary = render_report(&runs, &opts, dir.path()).unwrap();
-    // To look at a full report: RECX_KEEP_REPORT=/some/dir cargo test --test report_render
+    // To look at a full report: RECX_KEEP_REPORT=/some/dir cargo test --test it report_render::
     if let Ok(keep) = std::env::var("RECX_KEEP_REPORT") {
         render_report(&runs, &opts, Path::new(&keep)).unwrap();
     }

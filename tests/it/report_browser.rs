@@ -3,7 +3,7 @@
 //! Skips (with a message) when no Chromium is installed; CI installs Debian's `chromium`.
 //! Set RECX_CHROMIUM to use another binary.
 
-mod report_support;
+use crate::report_support;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,4 @@
 //! Synthetic runs for the report tests: seeded, so every test sees the same numbers.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 

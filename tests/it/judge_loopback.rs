@@ -122,7 +122,7 @@ model = "judge"
 base_url = "http://127.0.0.1:{port}/v1"
 api_key_env = "RECX_TEST_JUDGE_KEY"
 {}"#,
-        include_str!("fixtures/tiny_llm.toml")
+        include_str!("../fixtures/tiny_llm.toml")
     )
 }
 

@@ -19,7 +19,11 @@ fn lora_on_smollm2_trains_exactly_the_papers_parameters() {
     };
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("lora.toml");
-    std::fs::write(&spec_path, include_str!("fixtures/specs/lora_smollm2.toml")).unwrap();
+    std::fs::write(
+        &spec_path,
+        include_str!("../fixtures/specs/lora_smollm2.toml"),
+    )
+    .unwrap();
     let store_dir = dir.path().join("results");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_recx"))
         .arg("--quiet")

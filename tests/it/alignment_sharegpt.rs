@@ -1,6 +1,6 @@
 //! The ShareGPT reader on truncated files (the packaged file is cut short) and the §1.9 selection.
 
-mod alignment_common;
+use crate::alignment_common;
 
 use std::path::Path;
 

@@ -1,6 +1,5 @@
 //! Shared by the tokenizer and chat-template tests: the tiny GGUF-style vocabularies in
 //! tests/fixtures/tokenizer (made by make_fixtures.py) and a Python runner for parity checks.
-#![allow(dead_code)]
 
 pub mod gguf;
 

@@ -10,7 +10,7 @@ use recx::Error;
 use recx::data::{Built, DataSection, OnBadLine, Source, StepCount, build};
 use recx::pipeline::Progress;
 
-mod data_support;
+use crate::data_support;
 use data_support::shared;
 
 fn section(source: Source, path: &Path) -> DataSection {

@@ -10,7 +10,7 @@ use recx::alignment::record::{AlignmentRecord, TaskRecord};
 use recx::error::Error;
 use recx::llm::chat::{ChatTemplate, TemplateName};
 use recx::llm::tokenizer::Tokenizer;
-use recx::pipeline::{Measurements, Progress, Recorder, clear_cancel, request_cancel};
+use recx::pipeline::{CancelToken, Measurements, Progress, Recorder, cancel_scope};
 use recx::recommender::train::seeded_init;
 use recx::train::fit::{FitSettings, Split, fit};
 use recx::train::{
@@ -98,10 +98,11 @@ fn model(vocab: usize, seed: u64) -> AlignedModel<B> {
     })
 }
 
-/// Asks for a cancel as soon as epoch `after` has been validated.
+/// Cancels `token` as soon as epoch `after` has been validated.
 struct CancelAfter {
     inner: Measurements,
     after: u64,
+    token: CancelToken,
 }
 
 impl Recorder for CancelAfter {
@@ -110,7 +111,7 @@ impl Recorder for CancelAfter {
     }
     fn series(&mut self, name: &str, step: u64, value: f64) {
         if name == "valid_loss" && step == self.after {
-            request_cancel();
+            self.token.cancel();
         }
         self.inner.series(name, step, value);
     }
@@ -175,6 +176,7 @@ fn run(
 
 #[test]
 fn interrupted_alignment_training_resumes_to_the_same_model() {
+    let _rng = crate::serial::burn_rng();
     let s = setup();
     assert!(
         s.samples
@@ -199,12 +201,14 @@ fn interrupted_alignment_training_resumes_to_the_same_model() {
     );
 
     let dir = tempfile::tempdir().unwrap();
+    let token = CancelToken::default();
     let mut cancelling = CancelAfter {
         inner: Measurements::default(),
         after: 1,
+        token: token.clone(),
     };
-    let err = run(&s, 3, dir.path(), &mut cancelling).unwrap_err();
-    clear_cancel();
+    let err = cancel_scope(&token, || run(&s, 3, dir.path(), &mut cancelling)).unwrap_err();
+    assert!(token.is_cancelled());
     assert!(matches!(err, Error::Interrupted), "{err}");
     assert!(dir.path().join("model-1.bin").is_file());
 

@@ -1,7 +1,7 @@
 //! Chat-template tests: exact renderings (spec §4.4), loss spans (§4.5) under both tokenizer
 //! kinds, answer extraction (§5.1), Yes/No ids (§5.3), stop and banned ids.
 
-mod llm_tokenizer_fixtures;
+use crate::llm_tokenizer_fixtures;
 
 use llm_tokenizer_fixtures as fx;
 use recx::llm::LlmSection;

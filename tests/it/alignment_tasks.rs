@@ -2,7 +2,7 @@
 //! `alignment_common::hand_dataset`: u1 = [1 2 3 4 5], u2 = [2 4 6 8 1 3], u3 = [5 6 7 8 2],
 //! items titled "T1".."T8"; every top line has candidates [7 3 5 1 8], positive 6, negative 2.
 
-mod alignment_common;
+use crate::alignment_common;
 
 use alignment_common::*;
 use recx::alignment::tasks::{Split, TaskData, TopInputs};

@@ -7,7 +7,7 @@
 //! beside the repo under ../assets/unpacked or ../../assets/unpacked); otherwise it says it
 //! skipped.
 
-mod llm_tokenizer_fixtures;
+use crate::llm_tokenizer_fixtures;
 
 use llm_tokenizer_fixtures as fx;
 use llm_tokenizer_fixtures::gguf::{find_gguf, read_gguf_metadata, vocab_from_metadata};

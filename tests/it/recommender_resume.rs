@@ -55,6 +55,7 @@ fn fit(ex: &Examples<'_>, s: &TrainSettings, dir: &Path) -> (Vec<f32>, TrainOutc
 
 #[test]
 fn interrupted_run_resumes_to_the_same_result() {
+    let _rng = crate::serial::burn_rng();
     let data = successor_ring(120, 30, 10, 3);
     let ex = Examples::new(&data);
     let full_dir = tempfile::tempdir().unwrap();
@@ -75,6 +76,7 @@ fn interrupted_run_resumes_to_the_same_result() {
 
 #[test]
 fn rerunning_the_stage_on_its_checkpoints_reproduces_the_outputs() {
+    let _rng = crate::serial::burn_rng();
     let data = successor_ring(100, 30, 9, 5);
     let section = RecommenderSection {
         embedding_size: Some(16),

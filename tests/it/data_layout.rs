@@ -3,7 +3,7 @@
 use recx::Error;
 use recx::data::{Dataset, ItemMeta};
 
-mod data_support;
+use crate::data_support;
 use data_support::shared;
 
 fn tiny() -> Dataset {

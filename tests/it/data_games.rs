@@ -145,7 +145,7 @@ fn mini_dir() -> PathBuf {
 }
 
 /// Regenerates `data/games-mini/` (run on purpose after changing the filters:
-/// `cargo test --test data_games -- --ignored regenerate_games_mini`).
+/// `cargo test --test it -- --ignored data_games::regenerate_games_mini`).
 #[test]
 #[ignore]
 fn regenerate_games_mini() {
@@ -178,7 +178,7 @@ fn committed_games_mini_matches_its_recipe() {
     let committed = Dataset::load(&mini_dir()).unwrap();
     assert!(
         built.dataset == committed,
-        "data/games-mini is stale: run `cargo test --test data_games -- --ignored regenerate_games_mini`"
+        "data/games-mini is stale: run `cargo test --test it -- --ignored data_games::regenerate_games_mini`"
     );
 }
 
