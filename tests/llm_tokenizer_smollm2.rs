@@ -7,6 +7,8 @@
 //! beside the repo under ../assets/unpacked or ../../assets/unpacked); otherwise it says it
 //! skipped.
 
+mod skip_support;
+
 mod llm_tokenizer_fixtures;
 
 use llm_tokenizer_fixtures as fx;

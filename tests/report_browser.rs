@@ -3,6 +3,8 @@
 //! Skips (with a message) when no Chromium is installed; CI installs Debian's `chromium`.
 //! Set RECX_CHROMIUM to use another binary.
 
+mod skip_support;
+
 mod report_support;
 
 use std::fs::File;
@@ -91,8 +93,8 @@ fn figure_counts(dom: &str) -> (usize, usize) {
 #[test]
 fn every_figure_loads_in_headless_chromium() {
     let Some(bin) = chromium() else {
-        eprintln!(
-            "SKIPPED: no chromium on PATH (apt-get install -y chromium); report not opened in a browser"
+        skip_support::missing(
+            "no chromium on PATH (apt-get install -y chromium); report not opened in a browser",
         );
         return;
     };

@@ -1,6 +1,8 @@
 //! The LaTeX tables are balanced and escaped, and compile with pdflatex when it is installed
 //! (CI: `apt-get install -y texlive-latex-base texlive-latex-recommended`).
 
+mod skip_support;
+
 mod report_support;
 
 use std::path::Path;
@@ -126,8 +128,8 @@ fn latex_tables_are_balanced_and_escaped() {
 #[test]
 fn latex_tables_compile_with_pdflatex() {
     if Command::new("pdflatex").arg("--version").output().is_err() {
-        eprintln!(
-            "SKIPPED: pdflatex not installed (apt-get install -y texlive-latex-base texlive-latex-recommended)"
+        skip_support::missing(
+            "pdflatex not installed (apt-get install -y texlive-latex-base texlive-latex-recommended)",
         );
         return;
     }

@@ -10,21 +10,17 @@
 
 use std::path::Path;
 
-use async_openai::Client;
-use async_openai::config::OpenAIConfig;
-use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
-};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::alignment::record::{read_jsonl, write_jsonl};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::explain::{EXPLANATIONS, Explanation};
-use crate::hash::hash_json;
-use crate::pipeline::{ResponseCache, Stage, StageContext, StageKind, check_cancel};
-use crate::spec::{RawSpec, Validate, Validator};
+use crate::pipeline::{Stage, StageContext, StageKind};
+use crate::spec::{RawSpec, Validate, Validator, limits};
+
+mod client;
+pub use client::{ask_all, request_key};
 
 /// The stage's output file: one rating per explanation.
 pub const RATINGS: &str = "ratings.jsonl";
@@ -48,8 +44,11 @@ pub struct JudgeSection {
     pub max_tokens: usize,
     /// Requests in flight at once.
     pub concurrency: usize,
-    /// Attempts per request beyond the first, with exponential back-off.
+    /// Attempts per request beyond the first, with jittered exponential back-off (or after the
+    /// server's `Retry-After`); only timeouts, 408, 429 and 5xx are retried.
     pub max_retries: usize,
+    /// Seconds one request may take before it counts as failed (and is retried).
+    pub timeout_s: f64,
     /// Accept a `<score>x</score>` anywhere in the answer; the original (`strict`) accepts only
     /// an answer that is exactly that tag and counts anything else as an error.
     pub lenient: bool,
@@ -66,6 +65,7 @@ impl Default for JudgeSection {
             max_tokens: 500,
             concurrency: 4,
             max_retries: 3,
+            timeout_s: 120.0,
             lenient: false,
         }
     }
@@ -83,12 +83,10 @@ impl Validate for JudgeSection {
             "must be the NAME of an environment variable (the key itself never goes in a spec)"
                 .into()
         });
-        v.check(self.concurrency > 0, "concurrency", || {
-            "must be at least 1".into()
-        });
-        v.check(self.max_tokens > 0, "max_tokens", || {
-            "must be at least 1".into()
-        });
+        v.count("concurrency", self.concurrency, 1, limits::MAX_CONCURRENCY);
+        v.count("max_tokens", self.max_tokens, 1, limits::MAX_TOKENS);
+        v.count("max_retries", self.max_retries, 0, limits::MAX_RETRIES);
+        v.positive("timeout_s", self.timeout_s, limits::MAX_TIMEOUT_S);
         v.check(
             self.base_url.is_empty() || self.base_url.starts_with("http"),
             "base_url",
@@ -231,150 +229,6 @@ impl JudgeSection {
             "the OpenAI API"
         } else {
             &self.base_url
-        }
-    }
-}
-
-/// The cache key of one request: everything that shapes the answer, never the API key.
-pub fn request_key(section: &JudgeSection, system: Option<&str>, prompt: &str) -> String {
-    hash_json(&json!({
-        "model": section.model,
-        "base_url": section.base_url,
-        "temperature": section.temperature,
-        "max_tokens": section.max_tokens,
-        "system": system,
-        "prompt": prompt,
-    }))
-}
-
-/// Answers for every prompt (after an optional system message), in order: cached ones from
-/// `cache`, the rest from the section's endpoint, `concurrency` at a time. Each new answer is
-/// cached as soon as it arrives. The judge uses it, and so do the `uid2summary` answers.
-pub fn ask_all(
-    section: &JudgeSection,
-    system: Option<&str>,
-    prompts: &[String],
-    cache: Option<&dyn ResponseCache>,
-    tick: &dyn Fn(),
-) -> Result<Vec<String>> {
-    let keys: Vec<String> = prompts
-        .iter()
-        .map(|p| request_key(section, system, p))
-        .collect();
-    let mut answers: Vec<Option<String>> = Vec::with_capacity(prompts.len());
-    for key in &keys {
-        let hit = match cache {
-            Some(c) => c.get(key)?,
-            None => None,
-        };
-        if hit.is_some() {
-            tick();
-        }
-        answers.push(hit);
-    }
-    let missing: Vec<usize> = (0..prompts.len())
-        .filter(|&i| answers[i].is_none())
-        .collect();
-    if !missing.is_empty() {
-        let client = client(section)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Config(format!("judge: cannot start the async runtime: {e}")))?;
-        for chunk in missing.chunks(section.concurrency) {
-            check_cancel()?;
-            let replies = runtime.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for &i in chunk {
-                    let (client, section, prompt) =
-                        (client.clone(), section.clone(), prompts[i].clone());
-                    let system = system.map(String::from);
-                    set.spawn(async move {
-                        (i, ask(&client, &section, system.as_deref(), &prompt).await)
-                    });
-                }
-                let mut out = Vec::new();
-                while let Some(joined) = set.join_next().await {
-                    out.push(joined.map_err(|e| Error::Config(format!("judge task: {e}")))?);
-                }
-                Ok::<_, Error>(out)
-            })?;
-            for (i, reply) in replies {
-                let text = reply?;
-                if let Some(c) = cache {
-                    c.put(&keys[i], &text)?;
-                }
-                answers[i] = Some(text);
-                tick();
-            }
-        }
-    }
-    Ok(answers
-        .into_iter()
-        .map(|a| a.expect("every prompt answered"))
-        .collect())
-}
-
-/// The client for the section's endpoint, with the key from the environment.
-fn client(section: &JudgeSection) -> Result<Client<OpenAIConfig>> {
-    let key = std::env::var(&section.api_key_env).map_err(|_| {
-        Error::Config(format!(
-            "judge.api_key_env: the environment variable {} is not set; the judge needs the API \
-             key of {} there",
-            section.api_key_env,
-            section.endpoint()
-        ))
-    })?;
-    let mut config = OpenAIConfig::new().with_api_key(key);
-    if !section.base_url.is_empty() {
-        config = config.with_api_base(section.base_url.trim_end_matches('/'));
-    }
-    Ok(Client::with_config(config))
-}
-
-/// One chat completion with retries; the answer's text.
-async fn ask(
-    client: &Client<OpenAIConfig>,
-    section: &JudgeSection,
-    system: Option<&str>,
-    prompt: &str,
-) -> Result<String> {
-    let mut messages: Vec<ChatCompletionRequestMessage> = Vec::new();
-    if let Some(system) = system {
-        messages.push(ChatCompletionRequestSystemMessage::from(system).into());
-    }
-    messages.push(ChatCompletionRequestUserMessage::from(prompt).into());
-    let request = CreateChatCompletionRequestArgs::default()
-        .model(section.model.clone())
-        .messages(messages)
-        .temperature(section.temperature as f32)
-        .max_tokens(section.max_tokens as u32)
-        .build()
-        .map_err(|e| Error::Config(format!("judge request: {e}")))?;
-    let mut attempt = 0;
-    loop {
-        match client.chat().create(request.clone()).await {
-            Ok(response) => {
-                return Ok(response
-                    .choices
-                    .into_iter()
-                    .next()
-                    .and_then(|c| c.message.content)
-                    .unwrap_or_default());
-            }
-            Err(e) if attempt < section.max_retries => {
-                tracing::warn!("judge request failed (attempt {}): {e}", attempt + 1);
-                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "judge: {} at {} failed after {} attempts: {e}",
-                    section.model,
-                    section.endpoint(),
-                    attempt + 1
-                )));
-            }
         }
     }
 }

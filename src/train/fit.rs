@@ -143,6 +143,19 @@ fn record_epoch(rec: &mut dyn Recorder, r: &EpochRecord) {
     }
 }
 
+/// Stops training on a NaN or infinite loss: from then on every weight is garbage, and a run
+/// that went on would end `completed` with a model that answers nothing.
+pub fn ensure_finite(what: &str, loss: f64) -> Result<()> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFinite {
+            what: format!("alignment training: {what}"),
+            value: loss,
+        })
+    }
+}
+
 fn trained_tokens(s: &Sample) -> usize {
     s.loss_mask.iter().skip(1).filter(|&&m| m).count()
 }
@@ -187,6 +200,7 @@ pub fn fit<B: AutodiffBackend>(
         }
         None => {
             let first = validate(&model.valid(), valid, valid_features, micro, 0)?;
+            ensure_finite("the validation loss before training", first.loss)?;
             save_atomic(&model.valid(), dir, "best", &rec)?;
             FitState {
                 key: s.key.clone(),
@@ -233,6 +247,10 @@ pub fn fit<B: AutodiffBackend>(
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 acc.accumulate(&model, grads);
             }
+            ensure_finite(
+                &format!("the training loss at step {} (epoch {epoch})", state.step),
+                batch_loss,
+            )?;
             let mut grads = acc.grads();
             clip_global_norm::<B, _>(&model, &mut grads, section.max_grad_norm);
             model = optim.step(lr, model, grads);
@@ -245,6 +263,7 @@ pub fn fit<B: AutodiffBackend>(
         }
         let mut r = validate(&model.valid(), valid, valid_features, micro, epoch)?;
         r.train_loss = Some(epoch_loss / steps_per_epoch.max(1) as f64);
+        ensure_finite(&format!("the validation loss of epoch {epoch}"), r.loss)?;
         record_epoch(recorder, &r);
         tracing::info!(
             "alignment epoch {epoch}: valid loss {:.4}, ppl {:.2}, acc {:.4}",
