@@ -41,6 +41,9 @@ pub struct ReportArgs {
 }
 
 pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCode> {
+    if let Some(name) = &args.name {
+        crate::report::check_report_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    }
     let store = open_store(root)?;
     let runs = select_runs(&store, args)?;
     if runs.is_empty() {

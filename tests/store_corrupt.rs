@@ -261,3 +261,58 @@ fn a_database_that_lost_a_run_or_its_ending_is_refused() {
     }
     assert!(Store::open(dir.path()).is_ok());
 }
+
+#[test]
+fn reports_stay_under_out_and_take_the_specs_report_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("results");
+    let out = dir.path().join("reports");
+    let text = "[experiment]\nname = \"t\"\nseeds = [1, 2]\n[report]\nname = \"custom\"\n";
+    let spec = Spec::parse(Path::new("t.toml"), text).unwrap();
+    let p = Plan::resolve(&spec, &registry()).unwrap();
+    {
+        let store = Store::open(&root).unwrap();
+        run_plan(
+            &store,
+            &p,
+            &registry(),
+            &RunOptions::default(),
+            &Progress::hidden(),
+        )
+        .unwrap();
+    }
+    let out_arg = out.to_str().unwrap();
+    let bad = recx(
+        &root,
+        &[
+            "report",
+            "--experiment",
+            "t",
+            "--out",
+            out_arg,
+            "--name",
+            "../../x",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--name") && stderr.contains("not a plain folder name"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("x").exists() && !out.exists(),
+        "nothing written"
+    );
+
+    let good = recx(&root, &["report", "--experiment", "t", "--out", out_arg]);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        out.join("custom").join("index.md").is_file(),
+        "[report] name is used"
+    );
+}
