@@ -427,7 +427,14 @@ mod tests {
         assert!(with("num_key_value_heads", json!(0)).contains("num_kv_heads must be positive"));
         assert!(with("head_dim", json!(0)).contains("head_dim must be positive"));
         assert!(with("vocab_size", json!(u64::MAX)).contains("larger than any model"));
-        assert!(with("hidden_size", json!(1u64 << 23)).contains("parameters"));
+        let mut huge = base.clone();
+        huge["vocab_size"] = json!(1u64 << 22);
+        huge["hidden_size"] = json!(1u64 << 22);
+        assert!(
+            LlamaConfig::from_hf_json(&huge)
+                .unwrap_err()
+                .contains("parameters")
+        );
         assert!(with("rope_theta", json!(-1.0)).contains("rope_theta"));
     }
 }
