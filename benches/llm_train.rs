@@ -27,6 +27,7 @@ use recx::alignment::record::AlignmentRecord;
 use recx::llm::chat::ChatTemplate;
 use recx::llm::device::Cpu;
 use recx::llm::save_hf;
+use recx::llm_stage::subsample;
 use recx::pipeline::{Progress, StageKind, registry};
 use recx::plan::Plan;
 use recx::recommender::train::adamw;
@@ -36,7 +37,7 @@ use recx::store::Store;
 use recx::train::fit::{micro_batches, train_step};
 use recx::train::{
     FrozenRecommender, Sample, SampleBuilder, build_samples, load_base, queries, read_split,
-    rec_inputs, subsample, trainable_model,
+    rec_inputs, trainable_model,
 };
 use serde_json::json;
 

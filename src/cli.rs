@@ -64,6 +64,9 @@ pub enum Command {
     Llm(crate::llm::cli::LlmArgs),
     /// Fetch or locate pretrained assets (models) in the local cache.
     Assets(crate::llm::cli::AssetsArgs),
+    /// Check the store's database against its folders, or rebuild it from them.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Merge other stores (e.g. sweep shards) into this one.
     Merge {
         /// Store folders to merge from.
@@ -127,6 +130,14 @@ pub enum RunsCommand {
     Show { id: String },
     /// Remove a run record (stage outputs shared with other runs stay).
     Rm { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Read every record and compare the database with the run and stage folders.
+    Check,
+    /// Move the database aside (kept) and restore run and stage records from the folders.
+    Rebuild,
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +205,18 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
             .map(|_| ok())
             .map_err(Into::into),
         Command::Sweep(args) => crate::cli_sweep::cmd_sweep(&cli.store, &args, progress),
+        Command::Store(StoreCommand::Check) => {
+            let report = crate::store::repair::check(&cli.store)
+                .with_context(|| format!("checking the store at {}", cli.store.display()))?;
+            println!("store {}: readable; {report}", cli.store.display());
+            Ok(ok())
+        }
+        Command::Store(StoreCommand::Rebuild) => {
+            let report = crate::store::repair::rebuild(&cli.store)
+                .with_context(|| format!("rebuilding the store at {}", cli.store.display()))?;
+            println!("store {}: {report}", cli.store.display());
+            Ok(ok())
+        }
         Command::Merge { stores } => {
             let target = open_store(&cli.store)?;
             for s in &stores {

@@ -41,6 +41,9 @@ pub struct ReportArgs {
 }
 
 pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCode> {
+    if let Some(name) = &args.name {
+        crate::report::check_report_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    }
     let store = open_store(root)?;
     let runs = select_runs(&store, args)?;
     if runs.is_empty() {
@@ -53,9 +56,11 @@ pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCo
     let name = args
         .name
         .clone()
+        .or_else(|| spec_report_name(&runs))
         .or_else(|| args.experiment.clone())
         .or_else(|| single_experiment(&runs))
         .unwrap_or_else(|| "report".into());
+    crate::report::check_report_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     let opts = ReportOptions {
         title: format!("recx report: {name}"),
         paper: args.paper,
@@ -84,6 +89,20 @@ pub fn cmd_compare(root: &Path, a: &str, b: &str) -> Result<std::process::ExitCo
     let (da, db) = (run_data(&store, &ra)?, run_data(&store, &rb)?);
     print!("{}", render_comparison(&da, &db, &compare(&da, &db)));
     Ok(ok())
+}
+
+/// The `[report] name` the runs' specs set, when they all set the same one.
+fn spec_report_name(runs: &[RunRecord]) -> Option<String> {
+    let name_of = |r: &RunRecord| {
+        r.resolved["report"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+    };
+    let first = name_of(runs.first()?)?;
+    runs.iter()
+        .all(|r| name_of(r).as_deref() == Some(first.as_str()))
+        .then_some(first)
 }
 
 fn single_experiment(runs: &[RunRecord]) -> Option<String> {

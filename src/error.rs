@@ -47,9 +47,27 @@ pub enum Error {
     )]
     StoreLocked { path: PathBuf },
 
+    /// The store's database is damaged (or was replaced): it fails when read, or knows less
+    /// than the run and stage folders beside it. Nothing was changed.
+    #[error(
+        "the store database {db} is damaged: {reason}. Nothing was changed. Restore the run and \
+         stage records from the artifact folders with `{command}` (the damaged database is kept \
+         beside it), then check with `recx store check`"
+    )]
+    StoreDamaged {
+        db: PathBuf,
+        reason: String,
+        command: String,
+    },
+
     /// The store is unreadable or a record has an unknown schema version.
     #[error("store {path}: {reason}")]
     Store { path: PathBuf, reason: String },
+
+    /// A number that must be finite is NaN or infinite: a diverged training loss, or a
+    /// measurement that the store could not read back.
+    #[error("{what} is {value}, not a finite number{hint}", hint = non_finite_hint(.what))]
+    NonFinite { what: String, value: f64 },
 
     /// No run, experiment or artifact with that id.
     #[error("{what} not found: {id}")]
@@ -98,6 +116,14 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+fn non_finite_hint(what: &str) -> &'static str {
+    if what.contains("loss") {
+        "; training diverged: lower the learning rate (or the gradient-norm clip)"
+    } else {
+        ""
     }
 }
 

@@ -114,6 +114,10 @@ pub fn merge_into(target: &Store, source: &Store) -> Result<MergeReport> {
                 &target.run_dir(&src.run_id),
                 &mut report,
             )?;
+            // The run file follows the record (after the folder copy, which skips existing
+            // folders), so it never says more than the database.
+            target.flush()?;
+            target.mirror_run(&src)?;
         }
     }
 

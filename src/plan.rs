@@ -186,6 +186,15 @@ fn topological_order(registry: &[Box<dyn Stage>]) -> Result<Vec<usize>> {
     Ok(order)
 }
 
+/// Flattens a resolved spec into `section.key` params (also used to rebuild a store's params).
+pub(crate) fn flatten_params(
+    prefix: &str,
+    v: &serde_json::Value,
+    out: &mut BTreeMap<String, serde_json::Value>,
+) {
+    flatten(prefix, v, out)
+}
+
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
     match v {
         serde_json::Value::Object(map) => {

@@ -15,12 +15,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::hash::{hash_file, short};
+use crate::hash::short;
 use crate::pipeline::{Measurements, Progress, Stage, StageContext, StageKind, cancel_requested};
 use crate::plan::{Plan, RunPlan, StagePlan};
-use crate::store::{
-    ArtifactRecord, ExperimentRecord, RunRecord, RunStatus, SCHEMA_VERSION, StageRecord, Store,
-};
+use crate::store::{ExperimentRecord, RunRecord, RunStatus, SCHEMA_VERSION, StageRecord, Store};
 
 /// Subfolder of a stage's output that survives an interrupted attempt.
 pub const CHECKPOINT_DIR: &str = "checkpoints";
@@ -309,7 +307,7 @@ fn execute_stage(
         std::fs::remove_dir_all(&checkpoints).at(&checkpoints)?;
     }
     write_manifest(&partial, sp)?;
-    let artifacts = list_artifacts(&partial, kind, &sp.hash)?;
+    let artifacts = crate::store::repair::list_artifacts(&partial, kind, &sp.hash)?;
     std::fs::rename(&partial, &final_dir).at(&final_dir)?;
     let rec = StageRecord {
         v: SCHEMA_VERSION,
@@ -367,39 +365,6 @@ fn write_manifest(dir: &Path, sp: &StagePlan) -> Result<()> {
     let path = dir.join("stage.json");
     let text = serde_json::to_string_pretty(sp).expect("stage plans serialize");
     std::fs::write(&path, text).at(path)
-}
-
-fn list_artifacts(dir: &Path, stage: &str, hash: &str) -> Result<Vec<ArtifactRecord>> {
-    let mut files = Vec::new();
-    collect_files(dir, dir, &mut files)?;
-    files.sort();
-    files
-        .into_iter()
-        .map(|rel| {
-            let (sha256, bytes) = hash_file(&dir.join(&rel))?;
-            Ok(ArtifactRecord {
-                v: SCHEMA_VERSION,
-                stage: stage.to_string(),
-                stage_hash: hash.to_string(),
-                path: rel,
-                sha256,
-                bytes,
-            })
-        })
-        .collect()
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let path = entry.at(dir)?.path();
-        if path.is_dir() {
-            collect_files(root, &path, out)?;
-        } else {
-            let rel = path.strip_prefix(root).expect("under root");
-            out.push(rel.to_string_lossy().replace('\\', "/"));
-        }
-    }
-    Ok(())
 }
 
 /// A thread that records the run's heartbeat until stopped.

@@ -55,7 +55,7 @@ pub enum Selection {
 
 /// Expands `spec`'s `[sweep]` into variants (a spec without one is a single variant).
 pub fn expand(spec: &Spec, registry: &[Box<dyn Stage>]) -> Result<SweepPlan> {
-    let points = sweep_points(&spec.raw.sweep, spec)?;
+    let points = sweep_points(&spec.raw.sweep)?;
     let base: toml::Table = toml::from_str(&spec.text).expect("the spec parsed before");
     let mut variants: Vec<Variant> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -182,10 +182,9 @@ pub fn execute(
 }
 
 /// The override sets of the sweep: grid × zip × random.
-fn sweep_points(sweep: &SweepSection, spec: &Spec) -> Result<Vec<BTreeMap<String, toml::Value>>> {
+fn sweep_points(sweep: &SweepSection) -> Result<Vec<BTreeMap<String, toml::Value>>> {
     let mut points = vec![BTreeMap::new()];
     for (key, values) in &sweep.grid {
-        check_key(spec, key, "grid")?;
         points = points
             .into_iter()
             .flat_map(|p| {
@@ -198,9 +197,6 @@ fn sweep_points(sweep: &SweepSection, spec: &Spec) -> Result<Vec<BTreeMap<String
             .collect();
     }
     if let Some(len) = sweep.zip.values().map(Vec::len).next() {
-        for key in sweep.zip.keys() {
-            check_key(spec, key, "zip")?;
-        }
         points = points
             .into_iter()
             .flat_map(|p| {
@@ -215,9 +211,6 @@ fn sweep_points(sweep: &SweepSection, spec: &Spec) -> Result<Vec<BTreeMap<String
             .collect();
     }
     if let Some(random) = &sweep.random {
-        for key in random.params.keys() {
-            check_key(spec, key, "random.params")?;
-        }
         let mut rng = ChaCha8Rng::seed_from_u64(random.seed);
         let samples: Vec<BTreeMap<String, toml::Value>> = (0..random.n)
             .map(|_| {
@@ -274,24 +267,78 @@ fn normalize(key: &str, v: &toml::Value) -> toml::Value {
     }
 }
 
-/// A sweep key must name a setting of the spec (sections and their keys, defaults included).
-fn check_key(spec: &Spec, key: &str, kind: &str) -> Result<()> {
-    let resolved = serde_json::to_value(&spec.raw).expect("spec serializes");
-    let mut node = &resolved;
-    for part in key.split('.') {
-        match node.get(part) {
-            Some(next) => node = next,
-            None => {
-                return Err(locate_sweep_issue(
-                    spec,
-                    kind,
-                    key,
-                    format!("{key:?} is not a spec setting (unknown key {part:?})"),
-                ));
-            }
-        }
+/// Checks that every key of the spec's `[sweep]` names a setting, so a typo such as
+/// `"train.lrr"` fails `recx check` and `recx run` (which parse the spec) and not only
+/// `recx sweep`. Each key is probed by setting it, with its first value, in the spec and parsing
+/// the result: the spec layer's `deny_unknown_fields` then knows every setting, unset optional
+/// ones included.
+pub fn check_keys(spec: &Spec) -> Result<()> {
+    let s = &spec.raw.sweep;
+    let mut probes: Vec<(&str, &String, Option<toml::Value>)> = Vec::new();
+    probes.extend(s.grid.iter().map(|(k, v)| ("grid", k, v.first().cloned())));
+    probes.extend(s.zip.iter().map(|(k, v)| ("zip", k, v.first().cloned())));
+    if let Some(r) = &s.random {
+        probes.extend(
+            r.params
+                .iter()
+                .map(|(k, p)| ("random.params", k, Some(first_value(p)))),
+        );
+    }
+    if probes.is_empty() {
+        return Ok(());
+    }
+    let mut base: toml::Table = toml::from_str(&spec.text).expect("the spec parsed before");
+    base.remove("sweep");
+    for (kind, key, value) in probes {
+        check_key(spec, &base, key, kind, value)?;
     }
     Ok(())
+}
+
+/// A value a random dimension can take, to probe its key with.
+fn first_value(p: &RandomParam) -> toml::Value {
+    match p {
+        RandomParam::Choice(values) => values.first().cloned().unwrap_or(toml::Value::Integer(0)),
+        RandomParam::Range { min, integer, .. } if *integer => toml::Value::Integer(*min as i64),
+        RandomParam::Range { min, .. } => toml::Value::Float(*min),
+    }
+}
+
+/// A sweep key must name a setting of the spec (sections and their keys, defaults included).
+fn check_key(
+    spec: &Spec,
+    base: &toml::Table,
+    key: &str,
+    kind: &str,
+    value: Option<toml::Value>,
+) -> Result<()> {
+    let unknown = |detail: String| {
+        locate_sweep_issue(
+            spec,
+            kind,
+            key,
+            format!("{key:?} is not a spec setting ({detail})"),
+        )
+    };
+    let Some(value) = value else {
+        return Ok(()); // an empty list is reported by the section's validation
+    };
+    let mut table = base.clone();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(unknown("empty key part".into()));
+    }
+    if !try_set_path(&mut table, key, normalize(key, &value)) {
+        return Err(unknown(
+            "it reaches inside a value that is not a section".into(),
+        ));
+    }
+    match toml::Value::Table(table).try_into::<RawSpec>() {
+        Err(e) if e.message().contains("unknown field") => {
+            Err(unknown(e.message().trim().to_string()))
+        }
+        // Wrong value types are reported per variant, with the variant, by `expand`.
+        _ => Ok(()),
+    }
 }
 
 fn locate_sweep_issue(spec: &Spec, kind: &str, key: &str, message: String) -> Error {
@@ -361,19 +408,32 @@ fn describe(overrides: &BTreeMap<String, toml::Value>) -> String {
         .join(", ")
 }
 
-/// Sets `a.b.c = value` in a TOML table, creating tables on the way.
+/// Sets `a.b.c = value` in a TOML table, creating tables on the way (keys were checked by
+/// [`check_keys`] when the spec was parsed).
 fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
+    assert!(
+        try_set_path(table, key, value),
+        "sweep keys name settings inside sections"
+    );
+}
+
+/// Sets `a.b.c = value`, creating tables on the way; false when a part is not a table.
+fn try_set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> bool {
     let mut parts: Vec<&str> = key.split('.').collect();
     let last = parts.pop().expect("non-empty key");
     let mut node = table;
     for part in parts {
-        node = node
+        match node
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
-            .expect("sweep keys name settings inside sections");
+        {
+            Some(t) => node = t,
+            None => return false,
+        }
     }
     node.insert(last.to_string(), value);
+    true
 }
 
 /// Writes an sbatch job-array script (one shard per task) plus a dependent merge job.

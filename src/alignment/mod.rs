@@ -32,7 +32,7 @@ pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{SeedSetting, Validate, Validator};
+use crate::spec::{SeedSetting, Validate, Validator, limits};
 
 pub use record::{AlignmentRecord, ChatRecord, ChatTurn, ExplainRecord, TaskRecord};
 pub use render::Renderer;
@@ -238,9 +238,25 @@ impl Validate for AlignmentSection {
         v.check(!self.separator.is_empty(), "separator", || {
             "must not be empty".into()
         });
-        v.check(self.max_hist_len > 0, "max_hist_len", || {
-            "must be at least 1".into()
-        });
+        v.count("max_hist_len", self.max_hist_len, 1, limits::MAX_TOKENS);
+        v.count(
+            "text_max_tokens",
+            self.text_max_tokens.max(1),
+            1,
+            limits::MAX_TOKENS,
+        );
+        v.count(
+            "sharegpt_train",
+            self.sharegpt_train,
+            0,
+            limits::MAX_ENTITIES,
+        );
+        v.count(
+            "sharegpt_valid",
+            self.sharegpt_valid,
+            0,
+            limits::MAX_ENTITIES,
+        );
         v.check(self.text_max_tokens > 0, "text_max_tokens", || {
             "must be at least 1".into()
         });

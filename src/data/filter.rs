@@ -29,7 +29,7 @@ use super::raw::RawLog;
 use super::types::{Dataset, ItemMeta};
 use crate::error::{Error, Result};
 use crate::pipeline::check_cancel;
-use crate::spec::{Validate, Validator};
+use crate::spec::{Validate, Validator, limits};
 
 /// `[data.stage1]`: the k-core stage of `data_preprocess_amazon.py`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,10 +96,8 @@ impl Default for Stage2Settings {
 
 impl Validate for Stage2Settings {
     fn validate(&self, v: &mut Validator) {
-        v.check(self.top_items >= 1, "top_items", || {
-            "must be at least 1".into()
-        });
-        v.check(self.users >= 1, "users", || "must be at least 1".into());
+        v.count("top_items", self.top_items, 1, limits::MAX_ENTITIES);
+        v.count("users", self.users, 1, limits::MAX_ENTITIES);
         v.check(self.user_core >= 1, "user_core", || {
             "must be at least 1".into()
         });

@@ -276,7 +276,9 @@ pub(crate) fn read_layout(
     let seq_path = input.path(SEQUENCES);
     let reader = input.require(SEQUENCES, key)?;
     let mut sequences: Vec<Vec<u32>> = vec![Vec::new()];
-    lines::for_each_line_in(reader, &seq_path, policy, skipped, |_, text| {
+    let mut last_line = 0usize;
+    lines::for_each_line_in(reader, &seq_path, policy, skipped, |line_no, text| {
+        last_line = line_no;
         let (uid, seq) = parse_sequence_line(text, n_items)?;
         let expected = sequences.len();
         // Under `on_bad_line = "skip"` a skipped user line leaves a gap: those users stay empty.
@@ -291,6 +293,17 @@ pub(crate) fn read_layout(
         sequences.push(seq);
         Ok(())
     })?;
+    if let Some(maps) = &maps {
+        check_complete(
+            maps,
+            n_items,
+            &mut sequences,
+            &seq_path,
+            last_line,
+            policy,
+            skipped,
+        )?;
+    }
     let n_users = sequences.len() - 1;
     let user_raw_ids = (0..=n_users)
         .map(|uid| match (uid, &maps) {
@@ -310,6 +323,54 @@ pub(crate) fn read_layout(
         items,
         user_raw_ids,
     })
+}
+
+/// `datamaps.json` lists every user and item; files that end early (a copy cut short) would
+/// otherwise load as a smaller dataset without a word. Missing users are an error, or under
+/// `on_bad_line = "skip"` empty users counted as skipped lines; missing items always fail
+/// (`metadata.json` is positional).
+fn check_complete(
+    maps: &DataMaps,
+    n_items: usize,
+    sequences: &mut Vec<Vec<u32>>,
+    seq_path: &Path,
+    last_line: usize,
+    policy: OnBadLine,
+    skipped: &mut Skipped,
+) -> Result<()> {
+    let highest = |m: &HashMap<String, String>| {
+        m.keys()
+            .filter_map(|k| k.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let mapped_items = highest(&maps.id2item);
+    if mapped_items > n_items {
+        return Err(Error::bad_input(
+            seq_path.with_file_name(METADATA),
+            n_items + 1,
+            format!(
+                "{METADATA} ends after item {n_items} but {DATAMAPS} lists {mapped_items} items; \
+                 the file is incomplete"
+            ),
+        ));
+    }
+    let mapped_users = highest(&maps.id2user);
+    let n_users = sequences.len() - 1;
+    for uid in n_users + 1..=mapped_users {
+        lines::handle(
+            seq_path,
+            last_line + 1,
+            policy,
+            skipped,
+            format!(
+                "{SEQUENCES} ends after user {n_users} (line {last_line}) but {DATAMAPS} lists \
+                 {mapped_users} users; user {uid} is missing (is the file truncated?)"
+            ),
+        )?;
+        sequences.push(Vec::new());
+    }
+    Ok(())
 }
 
 /// Parses `uid iid1 iid2 ...` and checks the ids.

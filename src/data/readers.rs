@@ -5,6 +5,7 @@
 //! turns that into sequences the same way for every source.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -294,6 +295,7 @@ fn for_each_record(
     format: &Format,
     policy: OnBadLine,
     skipped: &mut Skipped,
+    multiline_from: usize,
     mut f: impl FnMut(&csv::StringRecord, Option<&csv::StringRecord>) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let mut reader = format.reader(path, key)?;
@@ -314,7 +316,8 @@ fn for_each_record(
                 if record.iter().all(|f| f.trim().is_empty()) {
                     continue;
                 }
-                if let Err(reason) = f(&record, headers.as_ref()) {
+                let checked = unclosed_quote(&record, multiline_from);
+                if let Err(reason) = checked.and_then(|()| f(&record, headers.as_ref())) {
                     lines::handle(path, line, policy, skipped, reason)?;
                 }
             }
@@ -327,6 +330,30 @@ fn for_each_record(
             },
         }
     }
+}
+
+/// A quote that is never closed makes the csv reader swallow the following rows into one
+/// field, up to the next quote or the end of the file. Such a field either ends with the line
+/// break that ended the file, or holds a line break and the delimiter-separated text of the
+/// rows it swallowed; both are refused, naming the record's first line.
+/// Columns from `multiline_from` on (free text such as descriptions) may hold line breaks.
+fn unclosed_quote(
+    record: &csv::StringRecord,
+    multiline_from: usize,
+) -> std::result::Result<(), String> {
+    for (col, field) in record.iter().enumerate() {
+        let runs_to_eof = field.ends_with('\n') || field.ends_with('\r');
+        let spans_lines = col < multiline_from && field.contains(['\n', '\r']);
+        if runs_to_eof || spans_lines {
+            let lines = field.lines().count();
+            return Err(format!(
+                "column {} runs over {lines} lines: a quote (\") opened in it is not closed \
+                 where the field ends",
+                col + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
@@ -345,11 +372,21 @@ fn read_items(
     skipped: &mut Skipped,
     log: &mut LogBuilder,
 ) -> Result<()> {
-    for_each_record(path, key, format, policy, skipped, |rec, headers| {
+    // Item id → the line that defined it: a second definition would silently replace the first.
+    let mut defined: HashMap<String, usize> = HashMap::new();
+    // Ids and titles are one line each; extra columns (descriptions) may span lines.
+    for_each_record(path, key, format, policy, skipped, 2, |rec, headers| {
         let id = rec.get(0).map(str::trim).unwrap_or("");
         if id.is_empty() {
             return Err("empty item id in column 1".into());
         }
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        if let Some(first) = defined.get(id) {
+            return Err(format!(
+                "item id {id:?} is defined twice (first at line {first}); each item needs one row"
+            ));
+        }
+        defined.insert(id.to_string(), line);
         let title = rec
             .get(1)
             .ok_or("missing title (column 2)")?
@@ -396,7 +433,7 @@ fn read_interactions(
     skipped: &mut Skipped,
     log: &mut LogBuilder,
 ) -> Result<()> {
-    for_each_record(path, key, format, policy, skipped, |rec, _| {
+    for_each_record(path, key, format, policy, skipped, usize::MAX, |rec, _| {
         let field = |i: usize, what: &str| {
             rec.get(i)
                 .map(str::trim)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::raw::{LogBuilder, RawLog};
 use super::types::ItemMeta;
-use crate::spec::{Validate, Validator};
+use crate::spec::{Validate, Validator, limits};
 
 /// `[data.synthetic]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,9 +49,21 @@ impl Default for SyntheticSettings {
 
 impl Validate for SyntheticSettings {
     fn validate(&self, v: &mut Validator) {
-        v.check(self.users >= 1, "users", || "must be at least 1".into());
-        v.check(self.genres >= 2, "genres", || "must be at least 2".into());
-        v.check(self.items >= 2 * self.genres, "items", || {
+        v.count("users", self.users, 1, limits::MAX_ENTITIES);
+        v.count("items", self.items, 1, limits::MAX_ENTITIES);
+        v.count("genres", self.genres, 2, limits::MAX_ENTITIES);
+        v.check(
+            self.users.saturating_mul(self.max_len) <= limits::MAX_INTERACTIONS,
+            "max_len",
+            || {
+                format!(
+                    "users × max_len = {} interactions is more than {} a machine can hold",
+                    self.users.saturating_mul(self.max_len),
+                    limits::MAX_INTERACTIONS
+                )
+            },
+        );
+        v.check(self.items >= self.genres.saturating_mul(2), "items", || {
             format!(
                 "{} is too few; need at least 2 per genre ({})",
                 self.items,

@@ -28,7 +28,7 @@ use crate::llm::{LlamaModel, load_model};
 use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
 use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
 use crate::recommender::Query;
-use crate::spec::{RawSpec, Validate, Validator};
+use crate::spec::{RawSpec, Validate, Validator, limits};
 use crate::train::aligned::PlaceholderVectors;
 use crate::train::{
     AlignedInfo, AlignedModel, CONNECTORS, FrozenRecommender, MODEL_DIR, RecInputs, Sample,
@@ -74,12 +74,9 @@ impl Default for EvalSection {
 
 impl Validate for EvalSection {
     fn validate(&self, v: &mut Validator) {
-        v.check(self.num_beams > 0, "num_beams", || {
-            "must be at least 1".into()
-        });
-        v.check(self.batch_size > 0, "batch_size", || {
-            "must be at least 1".into()
-        });
+        v.count("num_beams", self.num_beams, 1, 1024);
+        v.count("batch_size", self.batch_size, 1, limits::MAX_BATCH);
+        v.count("max_len", self.max_len, 1, limits::MAX_TOKENS);
         for (key, n) in [
             ("next_max_new_tokens", self.next_max_new_tokens),
             ("rank_max_new_tokens", self.rank_max_new_tokens),

@@ -24,7 +24,7 @@ use crate::llm::generate::Decoding;
 use crate::llm_stage::{LlmStageBody, run_on_llm_device};
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::recommender::Query;
-use crate::spec::{RawSpec, Validate, Validator};
+use crate::spec::{RawSpec, Validate, Validator, limits};
 use crate::train::Sample;
 
 /// The stage's output file.
@@ -66,12 +66,10 @@ impl Validate for ExplainSection {
             "min_new_tokens",
             || "must not exceed max_new_tokens".into(),
         );
-        v.check(self.max_new_tokens > 0, "max_new_tokens", || {
-            "must be at least 1".into()
-        });
-        v.check(self.batch_size > 0, "batch_size", || {
-            "must be at least 1".into()
-        });
+        v.count("max_new_tokens", self.max_new_tokens, 1, limits::MAX_TOKENS);
+        v.count("batch_size", self.batch_size, 1, limits::MAX_BATCH);
+        v.count("valid_records", self.valid_records, 0, limits::MAX_ENTITIES);
+        v.count("train_records", self.train_records, 0, limits::MAX_ENTITIES);
     }
 }
 

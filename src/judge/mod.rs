@@ -18,7 +18,7 @@ use crate::explain::{EXPLANATIONS, Explanation};
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::openai::{Endpoint, ask_all};
 use crate::pipeline::{Stage, StageContext, StageKind};
-use crate::spec::{RawSpec, Validate, Validator};
+use crate::spec::{RawSpec, Validate, Validator, limits};
 
 /// The stage's output file: one rating per explanation.
 pub const RATINGS: &str = "ratings.jsonl";
@@ -42,8 +42,11 @@ pub struct JudgeSection {
     pub max_tokens: usize,
     /// Requests in flight at once.
     pub concurrency: usize,
-    /// Attempts per request beyond the first, with exponential back-off.
+    /// Attempts per request beyond the first, with jittered exponential back-off (or after the
+    /// server's `Retry-After`); only timeouts, 408, 429 and 5xx are retried.
     pub max_retries: usize,
+    /// Seconds one request may take before it counts as failed (and is retried).
+    pub timeout_s: f64,
     /// Accept a `<score>x</score>` anywhere in the answer; the original (`strict`) accepts only
     /// an answer that is exactly that tag and counts anything else as an error.
     pub lenient: bool,
@@ -63,6 +66,7 @@ impl Default for JudgeSection {
             max_tokens: 500,
             concurrency: 4,
             max_retries: 3,
+            timeout_s: 120.0,
             lenient: false,
             system_prompt: ORIGINAL_SYSTEM.into(),
         }
@@ -81,12 +85,10 @@ impl Validate for JudgeSection {
             "must be the NAME of an environment variable (the key itself never goes in a spec)"
                 .into()
         });
-        v.check(self.concurrency > 0, "concurrency", || {
-            "must be at least 1".into()
-        });
-        v.check(self.max_tokens > 0, "max_tokens", || {
-            "must be at least 1".into()
-        });
+        v.count("concurrency", self.concurrency, 1, limits::MAX_CONCURRENCY);
+        v.count("max_tokens", self.max_tokens, 1, limits::MAX_TOKENS);
+        v.count("max_retries", self.max_retries, 0, limits::MAX_RETRIES);
+        v.positive("timeout_s", self.timeout_s, limits::MAX_TIMEOUT_S);
         v.check(
             self.base_url.is_empty() || self.base_url.starts_with("http"),
             "base_url",
@@ -247,6 +249,7 @@ impl JudgeSection {
             max_tokens: self.max_tokens,
             concurrency: self.concurrency,
             max_retries: self.max_retries,
+            timeout_s: self.timeout_s,
         }
     }
 }

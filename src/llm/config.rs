@@ -108,6 +108,12 @@ pub struct LlamaConfig {
     pub eos_token_id: Option<u32>,
 }
 
+/// The largest single dimension (vocabulary, widths, layers, heads) a config may have.
+const MAX_DIM: usize = 1 << 24;
+/// The most parameters one matrix group (embeddings, or all MLPs) may hold: a 1T-parameter
+/// model fits, an overflowing or garbage header does not.
+const MAX_PARAMS: usize = 1 << 40;
+
 impl LlamaConfig {
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.hidden_size / self.num_heads)
@@ -125,6 +131,37 @@ impl LlamaConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be positive"));
+        }
+        if let Some((name, v)) = positive.iter().find(|(_, v)| *v > MAX_DIM) {
+            return Err(format!(
+                "{name} = {v} is larger than any model this loader supports ({MAX_DIM})"
+            ));
+        }
+        if self.head_dim == Some(0) {
+            return Err("head_dim must be positive".into());
+        }
+        let embeddings = self.vocab_size.checked_mul(self.hidden_size);
+        let layer = self
+            .hidden_size
+            .checked_mul(self.intermediate_size)
+            .and_then(|x| x.checked_mul(self.num_layers));
+        if embeddings
+            .zip(layer)
+            .is_none_or(|(e, l)| e.max(l) > MAX_PARAMS)
+        {
+            return Err(format!(
+                "the sizes (vocab {} × hidden {}, {} layers × hidden × intermediate {}) need more \
+                 than {MAX_PARAMS} parameters; the file is damaged or not a supported model",
+                self.vocab_size, self.hidden_size, self.num_layers, self.intermediate_size
+            ));
+        }
+        for (name, x) in [
+            ("rope_theta", self.rope_theta),
+            ("rms_norm_eps", self.rms_norm_eps),
+        ] {
+            if !(x.is_finite() && x > 0.0) {
+                return Err(format!("{name} = {x} must be a positive finite number"));
+            }
         }
         if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(format!(
@@ -249,6 +286,12 @@ impl LlamaConfig {
         let u = |k: &str| file.require_u64(&key(k)).map(|x| x as usize);
         let f = |k: &str| file.get(&key(k)).and_then(|v| v.as_f64());
         let num_heads = u("attention.head_count")?;
+        if num_heads == 0 {
+            return Err(file.error(format!(
+                "metadata `{}` is 0; a model needs at least one attention head",
+                key("attention.head_count")
+            )));
+        }
         let vocab_size = match file.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
             Some(n) => n as usize,
             None => file
@@ -404,5 +447,31 @@ mod tests {
         v["rope_theta"] = json!(1e4);
         let err = LlamaConfig::from_hf_json(&v).unwrap_err();
         assert!(err.contains("vocab_size"), "{err}");
+    }
+
+    #[test]
+    fn zero_heads_and_absurd_sizes_are_errors_not_panics() {
+        let base = json!({
+            "model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+            "num_hidden_layers": 1, "num_attention_heads": 2
+        });
+        let with = |k: &str, x: Value| {
+            let mut v = base.clone();
+            v[k] = x;
+            LlamaConfig::from_hf_json(&v).unwrap_err()
+        };
+        assert!(with("num_attention_heads", json!(0)).contains("num_heads must be positive"));
+        assert!(with("num_key_value_heads", json!(0)).contains("num_kv_heads must be positive"));
+        assert!(with("head_dim", json!(0)).contains("head_dim must be positive"));
+        assert!(with("vocab_size", json!(u64::MAX)).contains("larger than any model"));
+        let mut huge = base.clone();
+        huge["vocab_size"] = json!(1u64 << 22);
+        huge["hidden_size"] = json!(1u64 << 22);
+        assert!(
+            LlamaConfig::from_hf_json(&huge)
+                .unwrap_err()
+                .contains("parameters")
+        );
+        assert!(with("rope_theta", json!(-1.0)).contains("rope_theta"));
     }
 }

@@ -35,7 +35,7 @@ pub use weights::{load_gguf, load_model, save_hf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Validate, Validator};
+use crate::spec::{Validate, Validator, limits};
 
 /// `[llm]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +112,21 @@ impl Validate for LlmSection {
         }
         if self.model.is_empty() {
             let s = &self.scratch;
+            v.count("scratch.vocab_size", s.vocab_size, 1, limits::MAX_TOKENS);
+            v.count("scratch.hidden_size", s.hidden_size, 1, limits::MAX_WIDTH);
+            v.count(
+                "scratch.intermediate_size",
+                s.intermediate_size,
+                1,
+                limits::MAX_WIDTH * 4,
+            );
+            v.count("scratch.num_layers", s.num_layers, 1, 1024);
+            v.count(
+                "scratch.max_positions",
+                s.max_positions,
+                1,
+                limits::MAX_TOKENS,
+            );
             if let Err(e) = s.config(s.vocab_size).check() {
                 v.error("scratch", e);
             }

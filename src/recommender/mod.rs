@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::llm::DeviceChoice;
-use crate::spec::{SeedSetting, Validate, Validator};
+use crate::spec::{SeedSetting, Validate, Validator, limits};
 
 pub use mf::{Mf, MfConfig};
 pub use model::RecModel;
@@ -170,7 +170,12 @@ impl RecommenderSection {
 impl Validate for RecommenderSection {
     fn validate(&self, v: &mut Validator) {
         let d = self.embedding_size.unwrap_or(256);
-        v.check(d > 0, "embedding_size", || "must be positive".into());
+        v.count("embedding_size", d, 1, limits::MAX_WIDTH);
+        v.count("n_layers", self.n_layers, 1, 1024);
+        v.count("n_heads", self.n_heads, 1, limits::MAX_WIDTH);
+        v.count("inner_size", self.inner_size, 1, limits::MAX_WIDTH);
+        v.count("max_seq_len", self.max_seq_len, 1, limits::MAX_TOKENS);
+        v.count("n_negatives", self.n_negatives, 0, limits::MAX_BATCH);
         if self.model == ModelKind::Sasrec {
             v.check(
                 self.n_heads > 0 && d.is_multiple_of(self.n_heads),
@@ -196,20 +201,17 @@ impl Validate for RecommenderSection {
         v.in_range("hidden_dropout", self.hidden_dropout, 0.0, 0.99);
         v.in_range("attn_dropout", self.attn_dropout, 0.0, 0.99);
         if let Some(lr) = self.lr {
-            v.check(lr > 0.0 && lr.is_finite(), "lr", || {
-                format!("{lr} is not a positive learning rate")
-            });
+            v.positive("lr", lr, limits::MAX_LR);
         }
         if let Some(b) = self.batch_size {
-            v.check(b > 0, "batch_size", || "must be positive".into());
+            v.count("batch_size", b, 1, limits::MAX_BATCH);
         }
         if let Some(c) = self.grad_clip {
-            v.check(c > 0.0, "grad_clip", || "must be positive".into());
+            v.positive("grad_clip", c, 1e6);
         }
-        v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
-        v.check(self.early_stop > 0, "early_stop", || {
-            "must be at least 1".into()
-        });
+        v.count("epochs", self.epochs, 1, limits::MAX_EPOCHS);
+        v.count("early_stop", self.early_stop, 1, limits::MAX_EPOCHS);
+        v.count("lr_patience", self.lr_patience, 0, limits::MAX_EPOCHS);
         v.in_range("lr_factor", self.lr_factor, 1e-6, 1.0);
         if let Err(e) = self.device.parse::<DeviceChoice>() {
             v.error("device", e.to_string());

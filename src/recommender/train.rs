@@ -182,6 +182,14 @@ where
                 state.scheduler.lr,
                 device,
             );
+            if !loss.is_finite() {
+                return Err(Error::NonFinite {
+                    what: format!(
+                        "recommender training: the training loss at epoch {epoch}, batch {step}"
+                    ),
+                    value: loss,
+                });
+            }
             loss_sum += loss * batch.len() as f64;
             bar.inc(1);
         }

@@ -167,6 +167,24 @@ pub(crate) struct Section {
     pub tables: Vec<Table>,
 }
 
+/// Checks a report folder name: one plain path component, so `--out` really bounds where a
+/// report is written (`../../x` or `a/b` would escape it or nest it).
+pub fn check_report_name(name: &str) -> std::result::Result<(), String> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with('.');
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a plain folder name; use no path separators and do not start \
+             with '.'"
+        ))
+    }
+}
+
 /// Renders a report over `runs` into `out_dir` (created if missing).
 pub fn render_report(
     runs: &[RunData],

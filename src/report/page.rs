@@ -9,6 +9,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 
+use super::table::escape_markdown_text;
 use super::{Figure, ReportContent, Section};
 use crate::Result;
 use crate::error::IoContext;
@@ -46,20 +47,21 @@ pub(crate) fn write_all(content: &ReportContent, out_dir: &Path) -> Result<()> {
 }
 
 fn markdown(content: &ReportContent) -> String {
-    let mut out = format!("# {}\n\n", content.title);
+    let md = escape_markdown_text;
+    let mut out = format!("# {}\n\n", md(&content.title));
     for (i, s) in content.sections.iter().enumerate() {
         if i == content.figures_after {
             markdown_figures(&mut out, &content.figures);
         }
-        let _ = writeln!(out, "## {}\n", s.title);
+        let _ = writeln!(out, "## {}\n", md(&s.title));
         for p in &s.text {
-            let _ = writeln!(out, "{p}\n");
+            let _ = writeln!(out, "{}\n", md(p));
         }
         for t in &s.tables {
             let _ = writeln!(
                 out,
                 "**{}** ([md](tables/{id}.md), [LaTeX](tables/{id}.tex), [CSV](tables/{id}.csv))\n",
-                t.caption,
+                md(&t.caption),
                 id = t.id
             );
             let _ = writeln!(out, "{}", t.to_markdown());
@@ -71,7 +73,7 @@ fn markdown(content: &ReportContent) -> String {
     if !content.notes.is_empty() {
         out.push_str("## Notes\n\n");
         for n in &content.notes {
-            let _ = writeln!(out, "- {n}");
+            let _ = writeln!(out, "- {}", md(n));
         }
     }
     out
@@ -86,7 +88,8 @@ fn markdown_figures(out: &mut String, figures: &[Figure]) {
         let _ = writeln!(
             out,
             "![{0}](figures/{1}.png)\n\n{0} ([SVG](figures/{1}.svg))\n",
-            f.caption, f.id
+            escape_markdown_text(&f.caption),
+            f.id
         );
     }
 }

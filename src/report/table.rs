@@ -86,10 +86,38 @@ impl Table {
     }
 }
 
+/// Escapes a Markdown table cell: pipes and backslashes for the table, and the characters
+/// that would start raw HTML (`<script>`, `<img onerror=...>`) as entities, because Markdown
+/// renderers pass inline HTML through.
 fn escape_markdown(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('\n', " ")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            '\n' => out.push(' '),
+            _ => push_markdown_char(&mut out, c),
+        }
+    }
+    out
+}
+
+/// Escapes Markdown running text (titles, captions, notes): only what starts raw HTML.
+pub fn escape_markdown_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        push_markdown_char(&mut out, c);
+    }
+    out
+}
+
+fn push_markdown_char(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        _ => out.push(c),
+    }
 }
 
 /// Escapes LaTeX's special characters so arbitrary text typesets literally.
@@ -148,6 +176,23 @@ mod tests {
         let md = sample().to_markdown();
         assert!(md.contains("| a_b\\|c | 1.0 ± 0.1 |"));
         assert!(md.lines().nth(1).unwrap().starts_with("|---|"));
+    }
+
+    #[test]
+    fn markdown_escapes_html() {
+        let mut t = Table::new("t", "c", vec!["<b>name</b>".into(), "v".into()]);
+        t.rows.push(vec![
+            "<script>alert(1)</script>".into(),
+            "<img src=x onerror=\"alert(2)\">".into(),
+        ]);
+        let md = t.to_markdown();
+        assert!(!md.contains('<') && !md.contains('>'), "{md}");
+        assert!(md.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{md}");
+        assert!(
+            md.contains("&lt;img src=x onerror=\"alert(2)\"&gt;"),
+            "{md}"
+        );
+        assert!(md.starts_with("| &lt;b&gt;name&lt;/b&gt; | v |"), "{md}");
     }
 
     #[test]

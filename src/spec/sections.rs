@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Validate, Validator};
+use super::{Validate, Validator, limits};
 
 pub use crate::alignment::AlignmentSection;
 pub use crate::eval::EvalSection;
@@ -90,10 +90,10 @@ impl Default for DiscriminatorSection {
 
 impl Validate for DiscriminatorSection {
     fn validate(&self, v: &mut Validator) {
-        v.check(self.epochs > 0, "epochs", || "must be at least 1".into());
-        v.check(self.lr > 0.0, "lr", || {
-            format!("{} must be positive", self.lr)
-        });
+        v.count("epochs", self.epochs, 1, limits::MAX_EPOCHS);
+        v.positive("lr", self.lr, limits::MAX_LR);
+        v.count("batch_size", self.batch_size, 1, limits::MAX_BATCH);
+        v.count("max_len", self.max_len, 1, limits::MAX_TOKENS);
     }
 }
 
@@ -108,7 +108,13 @@ pub struct ReportSection {
 }
 
 impl Validate for ReportSection {
-    fn validate(&self, _v: &mut Validator) {}
+    fn validate(&self, v: &mut Validator) {
+        if !self.name.is_empty()
+            && let Err(e) = crate::report::check_report_name(&self.name)
+        {
+            v.error("name", e);
+        }
+    }
 }
 
 /// `[sweep]`: variations of spec keys expanded into several plans (`recx sweep`).
@@ -170,7 +176,7 @@ impl Validate for SweepSection {
             }
         }
         if let Some(r) = &self.random {
-            v.check(r.n > 0, "random.n", || "must be at least 1".into());
+            v.count("random.n", r.n, 1, 100_000);
             for (key, p) in &r.params {
                 if let RandomParam::Range { min, max, log, .. } = p {
                     let ok = min <= max && (!log || *min > 0.0);

@@ -9,6 +9,7 @@
 //! several runs is computed and measured once, and each run sees it through its stage list.
 
 mod records;
+pub mod repair;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,12 +44,22 @@ pub struct Store {
     heartbeats: sled::Tree,
     /// Answers of external models (the LLM judge), keyed by a hash of the full request.
     responses: sled::Tree,
+    /// Whether this is the root's own database (`<root>/db`), whose run records are mirrored
+    /// into `runs/<id>/run.json`; a sweep worker's database is not (its runs reach the root's
+    /// database, and their files, when the parent merges them).
+    mirrors_runs: bool,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`, refusing a damaged database: one that
+    /// panics or fails when read, or knows less than the run and stage folders beside it (see
+    /// [`repair`]). The error names the database and `recx store rebuild`.
     pub fn open(root: &Path) -> Result<Store> {
-        Store::open_with_db(root, &root.join("db"))
+        let db_dir = root.join("db");
+        let store = Store::open_with_db(root, &db_dir)?;
+        store.read_every_record()?;
+        repair::verify(&store)?;
+        Ok(store)
     }
 
     /// Opens a store whose artifacts and logs live under `root` but whose database is `db_dir`:
@@ -57,7 +68,11 @@ impl Store {
     pub fn open_with_db(root: &Path, db_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(root).at(root)?;
         let db = open_db(root, db_dir)?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| store_error(root, e));
+        let tree = |name: &str| {
+            catch_sled_panic(|| db.open_tree(name))
+                .map_err(|reason| repair::damaged(root, db_dir, reason))?
+                .map_err(|e| store_error(root, e))
+        };
         Ok(Store {
             experiments: tree("experiments")?,
             runs: tree("runs")?,
@@ -69,6 +84,7 @@ impl Store {
             artifacts: tree("artifacts")?,
             heartbeats: tree("heartbeats")?,
             responses: tree("responses")?,
+            mirrors_runs: db_dir == root.join("db"),
             root: root.to_path_buf(),
             db,
         })
@@ -109,9 +125,19 @@ impl Store {
         self.values(&self.experiments, "")
     }
 
+    /// Records a run, then its `runs/<id>/run.json` copy (see [`repair`]).
     pub fn put_run(&self, rec: &RunRecord) -> Result<()> {
         self.put(&self.runs, &rec.run_id, rec)?;
-        self.flush()
+        self.flush()?;
+        self.mirror_run(rec)
+    }
+
+    /// Writes the run's `run.json` copy (see [`repair`]) when this is the root's database.
+    pub fn mirror_run(&self, rec: &RunRecord) -> Result<()> {
+        if self.mirrors_runs {
+            repair::write_run_file(&self.root, rec)?;
+        }
+        Ok(())
     }
 
     pub fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
@@ -145,7 +171,12 @@ impl Store {
         self.runs.remove(run_id).map_err(|e| self.err(e))?;
         self.heartbeats.remove(run_id).map_err(|e| self.err(e))?;
         self.remove_prefix(&self.params, &key(&[run_id, ""]))?;
-        self.flush()
+        self.flush()?;
+        let file = self.run_dir(run_id).join(repair::RUN_FILE);
+        if file.exists() {
+            std::fs::remove_file(&file).at(&file)?;
+        }
+        Ok(())
     }
 
     /// Marks runs left `running` by a process that died as `interrupted`. Only one process can
@@ -200,13 +231,27 @@ impl Store {
     }
 
     /// Records a finished stage with its measurements and artifact list, replacing anything
-    /// recorded earlier under the same hash.
+    /// recorded earlier under the same hash; the stage folder gets a copy (see [`repair`]).
+    /// Measurements that are not finite are refused: the store could not read them back.
     pub fn complete_stage(
         &self,
         rec: &StageRecord,
         measured: &Measurements,
         artifacts: &[ArtifactRecord],
     ) -> Result<()> {
+        refuse_non_finite(&rec.kind, measured)?;
+        repair::write_stage_file(&self.root, rec, measured)?;
+        self.complete_stage_records(rec, measured, artifacts)
+    }
+
+    /// The database part of [`Store::complete_stage`].
+    fn complete_stage_records(
+        &self,
+        rec: &StageRecord,
+        measured: &Measurements,
+        artifacts: &[ArtifactRecord],
+    ) -> Result<()> {
+        refuse_non_finite(&rec.kind, measured)?;
         self.forget_stage(&rec.hash)?;
         let h = rec.hash.as_str();
         for (name, value) in &measured.scalars {
@@ -317,6 +362,39 @@ impl Store {
             self.raw_put("stages", hash.as_bytes(), &rec)?;
         }
         self.flush()
+    }
+
+    /// Number of completed stage records.
+    pub fn stage_count(&self) -> Result<usize> {
+        Ok(self.stages.len())
+    }
+
+    /// Reads and parses every record of every tree, so a damaged database fails here, with
+    /// [`Error::StoreDamaged`], and not halfway through a run. sled can panic on damaged pages;
+    /// that panic is caught and reported the same way.
+    pub fn read_every_record(&self) -> Result<()> {
+        let scan = || -> std::result::Result<(), String> {
+            for (name, tree) in self.named_trees() {
+                for kv in tree.iter() {
+                    let (k, v) = kv.map_err(|e| format!("tree {name}: {e}"))?;
+                    if std::str::from_utf8(&k).is_err() {
+                        return Err(format!("tree {name}: a key is not UTF-8"));
+                    }
+                    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&v) {
+                        return Err(format!(
+                            "tree {name}: the record under {:?} is unreadable ({e})",
+                            String::from_utf8_lossy(&k).replace(SEP, "/")
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        };
+        let db = self.root.join("db");
+        match catch_sled_panic(scan) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) | Err(reason) => Err(repair::damaged(&self.root, &db, reason)),
+        }
     }
 
     // ---- raw access for merging stores ----
@@ -454,6 +532,51 @@ impl Store {
     }
 }
 
+/// JSON has no NaN or infinity (serde_json writes `null`, which then cannot be read back as a
+/// number and used to break `recx export` for the whole store), so a stage whose measurements
+/// are not finite is refused before anything is written.
+fn refuse_non_finite(stage: &str, m: &Measurements) -> Result<()> {
+    let bad = m
+        .scalars
+        .iter()
+        .map(|(name, v)| (name.clone(), *v))
+        .chain(m.series.iter().flat_map(|(name, points)| {
+            points
+                .iter()
+                .map(move |(step, v)| (format!("{name} at step {step}"), *v))
+        }))
+        .chain(m.examples.iter().flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |(id, v)| (format!("{name} of {id}"), *v))
+        }))
+        .find(|(_, v)| !v.is_finite());
+    match bad {
+        Some((what, value)) => Err(Error::NonFinite {
+            what: format!("{stage} measurement {what}"),
+            value,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Runs `f`, turning a panic (sled panics on some damaged files) into its message. The panic
+/// hook is silenced meanwhile, so the user sees the store error and not a panic report.
+fn catch_sled_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("the database engine (sled) failed reading it: {message}")
+    })
+}
+
 fn key(parts: &[&str]) -> String {
     parts.join(&SEP.to_string())
 }
@@ -463,9 +586,11 @@ fn key(parts: &[&str]) -> String {
 fn open_db(root: &Path, db_dir: &Path) -> Result<sled::Db> {
     let mut attempt = 0;
     loop {
-        match sled::Config::new().path(db_dir).open() {
+        let opened = catch_sled_panic(|| sled::Config::new().path(db_dir).open())
+            .map_err(|reason| repair::damaged(root, db_dir, reason))?;
+        match opened {
             Ok(db) => return Ok(db),
-            Err(e) => match open_error(root, e) {
+            Err(e) => match open_error(root, db_dir, e) {
                 Error::StoreLocked { .. } if attempt < 10 => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -476,12 +601,15 @@ fn open_db(root: &Path, db_dir: &Path) -> Result<sled::Db> {
     }
 }
 
-fn open_error(root: &Path, e: sled::Error) -> Error {
+fn open_error(root: &Path, db_dir: &Path, e: sled::Error) -> Error {
     match &e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             Error::StoreLocked {
                 path: root.to_path_buf(),
             }
+        }
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
+            repair::damaged(root, db_dir, e.to_string())
         }
         _ => store_error(root, e),
     }

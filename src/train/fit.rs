@@ -146,6 +146,19 @@ fn record_epoch(rec: &mut dyn Recorder, r: &EpochRecord) {
     }
 }
 
+/// Stops training on a NaN or infinite loss: from then on every weight is garbage, and a run
+/// that went on would end `completed` with a model that answers nothing.
+pub fn ensure_finite(what: &str, loss: f64) -> Result<()> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFinite {
+            what: format!("alignment training: {what}"),
+            value: loss,
+        })
+    }
+}
+
 fn trained_tokens(s: &Sample) -> usize {
     s.loss_mask.iter().skip(1).filter(|&&m| m).count()
 }
@@ -233,6 +246,7 @@ pub fn fit<B: AutodiffBackend>(
         }
         None => {
             let first = validate(&model.valid(), valid, valid_features, micro, 0)?;
+            ensure_finite("the validation loss before training", first.loss)?;
             save_atomic(&model.valid(), dir, "best", &rec)?;
             FitState {
                 key: s.key.clone(),
@@ -276,6 +290,10 @@ pub fn fit<B: AutodiffBackend>(
                 lr,
                 section.max_grad_norm,
             );
+            ensure_finite(
+                &format!("the training loss at step {} (epoch {epoch})", state.step),
+                batch_loss,
+            )?;
             model = next;
             recorder.series("train_loss", state.step as u64, batch_loss);
             recorder.series("lr", state.step as u64, lr);
@@ -286,6 +304,7 @@ pub fn fit<B: AutodiffBackend>(
         }
         let mut r = validate(&model.valid(), valid, valid_features, micro, epoch)?;
         r.train_loss = Some(epoch_loss / steps_per_epoch.max(1) as f64);
+        ensure_finite(&format!("the validation loss of epoch {epoch}"), r.loss)?;
         record_epoch(recorder, &r);
         tracing::info!(
             "alignment epoch {epoch}: valid loss {:.4}, ppl {:.2}, acc {:.4}",

@@ -40,7 +40,7 @@ use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
 use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::recommender::train::seeded_init;
 use crate::recommender::{Query, TrainedRecommender};
-use crate::spec::{RawSpec, SeedSetting, Validate, Validator};
+use crate::spec::{RawSpec, SeedSetting, Validate, Validator, limits};
 
 /// Sub-folder holding the aligned LLM.
 pub const MODEL_DIR: &str = "model";
@@ -199,12 +199,12 @@ impl Default for TrainSection {
 
 impl Validate for TrainSection {
     fn validate(&self, v: &mut Validator) {
-        v.check(self.lr > 0.0, "lr", || {
-            format!("{} must be positive", self.lr)
+        v.positive("lr", self.lr, limits::MAX_LR);
+        v.check(self.epochs > 0, "epochs", || {
+            "must be at least 1 (0 epochs would evaluate the untrained model as if aligned)".into()
         });
-        v.check(self.batch_size > 0, "batch_size", || {
-            "must be at least 1".into()
-        });
+        v.count("epochs", self.epochs.max(1), 1, limits::MAX_EPOCHS);
+        v.count("batch_size", self.batch_size, 1, limits::MAX_BATCH);
         v.check(
             self.micro_batch_size > 0 && self.micro_batch_size <= self.batch_size,
             "micro_batch_size",
@@ -218,6 +218,12 @@ impl Validate for TrainSection {
         v.check(self.max_len >= 16, "max_len", || {
             "must be at least 16".into()
         });
+        v.count("lora_r", self.lora_r, 0, limits::MAX_WIDTH);
+        v.count("max_len", self.max_len, 0, limits::MAX_TOKENS);
+        v.count("max_records", self.max_records, 0, limits::MAX_ENTITIES);
+        v.count("valid_records", self.valid_records, 0, limits::MAX_ENTITIES);
+        v.positive("max_grad_norm", self.max_grad_norm, 1e6);
+        v.positive("lora_alpha", self.lora_alpha, 1e6);
         v.in_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0);
         v.in_range("lora_dropout", self.lora_dropout, 0.0, 1.0);
     }

@@ -3,6 +3,8 @@
 //! 3,900 users and 31,600 interactions, as the paper's), with SASRec-shaped top files drawn at
 //! random (the counts depend only on which lines exist, not on the recommender's choices).
 
+use crate::skip_support;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,7 +21,7 @@ use recx::recommender::top_file::TopLine;
 fn games() -> Option<Dataset> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/amazon-video-games");
     if !dir.join("sequential_data.txt").is_file() {
-        println!("skipped: {} is missing", dir.display());
+        skip_support::missing(format!("{} is missing", dir.display()));
         return None;
     }
     let section = DataSection {
@@ -118,7 +120,7 @@ fn table_b2_formulas_hold_on_the_games_stage2_set() {
 fn whole_stage_on_the_games_stage2_set() {
     let Some(ds) = games() else { return };
     let Ok(sharegpt) = std::env::var("RECX_SHAREGPT") else {
-        println!("skipped: RECX_SHAREGPT is not set");
+        skip_support::missing("RECX_SHAREGPT is not set");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! The ShareGPT reader on truncated files (the packaged file is cut short) and the §1.9 selection.
 
 use crate::alignment_common;
+use crate::skip_support;
 
 use std::path::Path;
 
@@ -78,7 +79,7 @@ fn selection_is_seeded_and_splits_without_overlap() {
 #[ignore = "reads the 125 MB packaged file named by RECX_SHAREGPT"]
 fn reads_the_packaged_file() {
     let Ok(p) = std::env::var("RECX_SHAREGPT") else {
-        println!("skipped: RECX_SHAREGPT is not set");
+        skip_support::missing("RECX_SHAREGPT is not set");
         return;
     };
     let t = std::time::Instant::now();

@@ -1,6 +1,8 @@
 //! The headline: the paper's stage-2 filter on the Games set gives a set of the paper's size;
 //! and the embedded games-mini subset is exactly what the documented recipe produces.
 
+use crate::skip_support;
+
 use std::path::{Path, PathBuf};
 
 use recx::data::{DataSection, Dataset, Source, build};
@@ -11,7 +13,7 @@ fn games() -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        println!("skipped: {} is not present", p.display());
+        skip_support::missing(format!("{} is not present", p.display()));
         None
     }
 }

@@ -172,6 +172,28 @@ fn malformed_datamaps_are_reported() {
 }
 
 #[test]
+fn sequences_cut_short_of_the_datamaps_are_an_error() {
+    let maps = "{\"id2user\": {\"1\": \"U1\", \"2\": \"U2\", \"3\": \"U3\"}, \
+                \"id2item\": {\"1\": \"A\", \"2\": \"B\"}}";
+    let d = layout("1 1 2\n2 2 1\n3 1\n", META2, Some(maps));
+    assert_eq!(Dataset::load(d.path()).unwrap().n_users, 3);
+    let d = layout("1 1 2\n2 2 1\n", META2, Some(maps));
+    expect_bad(
+        &d,
+        "sequential_data.txt",
+        3,
+        "lists 3 users; user 3 is missing",
+    );
+    // Items: metadata.json shorter than id2item.
+    let d = layout(
+        "1 1\n2 1\n3 1\n",
+        "{\"asin\": \"A\", \"title\": \"a\"}\n",
+        Some(maps),
+    );
+    expect_bad(&d, "metadata.json", 2, "lists 2 items");
+}
+
+#[test]
 fn missing_files_name_the_path_and_key() {
     let dir = tempfile::tempdir().unwrap();
     match Dataset::load(&dir.path().join("nope")) {

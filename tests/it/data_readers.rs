@@ -368,6 +368,85 @@ fn delimited_bad_rows_name_file_line_and_reason() {
     );
 }
 
+#[test]
+fn delimited_unclosed_quote_is_an_error_not_a_swallowed_row() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "interactions.csv",
+        "u\ti\tt\nx\ta\t1\nx\tb\t2\ny\ta\t3\ny\tb\t4\n",
+    );
+    // The quote opened in line 3's title runs to the end of the file...
+    write(
+        dir.path(),
+        "items.csv",
+        "id\ttitle\na\tAlpha\nb\t\"Beta\nc\tGamma\nd\tDelta\n",
+    );
+    expect_bad(
+        run(&delimited(dir.path())),
+        &dir.path().join("items.csv"),
+        3,
+        "quote",
+    );
+    // ... or up to a later quote, swallowing the rows between.
+    write(
+        dir.path(),
+        "items.csv",
+        "id\ttitle\na\t\"Alpha\nb\tBeta\nc\t\"Gamma\"\n",
+    );
+    expect_bad(
+        run(&delimited(dir.path())),
+        &dir.path().join("items.csv"),
+        2,
+        "quote",
+    );
+    // In the interactions file too.
+    write(dir.path(), "items.csv", "id\ttitle\na\tAlpha\nb\tBeta\n");
+    write(
+        dir.path(),
+        "interactions.csv",
+        "u\ti\tt\nx\ta\t1\nx\t\"b\t2\ny\ta\t3\ny\tb\t4\n",
+    );
+    expect_bad(
+        run(&delimited(dir.path())),
+        &dir.path().join("interactions.csv"),
+        3,
+        "quote",
+    );
+}
+
+#[test]
+fn duplicate_item_id_is_an_error_or_a_counted_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "interactions.csv",
+        "u\ti\tt\nx\ta\t1\nx\tb\t2\ny\ta\t3\ny\tb\t4\n",
+    );
+    write(
+        dir.path(),
+        "items.csv",
+        "id\ttitle\na\tAlpha\nb\tBeta\na\tAnother Alpha\n",
+    );
+    expect_bad(
+        run(&delimited(dir.path())),
+        &dir.path().join("items.csv"),
+        4,
+        "item id \"a\" is defined twice (first at line 2)",
+    );
+    let mut s = delimited(dir.path());
+    s.on_bad_line = OnBadLine::Skip;
+    let built = run(&s).unwrap();
+    assert_eq!(built.stats.skipped_lines, 1);
+    let alpha = built
+        .dataset
+        .items
+        .iter()
+        .find(|m| m.raw_id == "a")
+        .unwrap();
+    assert_eq!(alpha.title, "Alpha", "the first definition stays");
+}
+
 fn expect_missing(r: recx::Result<Built>, key: &str, path: &Path) {
     match r {
         Err(Error::MissingInput { key: k, path: p }) => {

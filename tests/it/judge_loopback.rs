@@ -15,6 +15,10 @@ use recx::plan::Plan;
 use recx::spec::Spec;
 use recx::store::Store;
 
+use crate::judge_support;
+
+use judge_support::{MemCache, Reply, ask, error_reply, ok_reply, scripted_server, section};
+
 const SECRET: &str = "sk-test-SECRET-4242";
 const SUMMARY: &str = "A collector of action games who favours PlayStation exclusives.";
 
@@ -259,4 +263,114 @@ fn user_summaries_come_from_the_endpoint_and_feed_uid2summary() {
     // Recomputing the stage asks nothing again: the answers come from the store's cache.
     run_with_key(&store_dir, &spec, &["--force", "alignment-data"]);
     assert_eq!(requests.load(Ordering::SeqCst), users);
+}
+
+// ---- a faulty endpoint ----------------------------------------------------------------------
+
+#[test]
+fn client_errors_are_not_retried_but_server_errors_are_up_to_the_limit() {
+    let (port, count, _) = scripted_server(Arc::new(|_| error_reply("401 Unauthorized", "")));
+    let err = ask(&section(port, 3, 10.0), &["p"], &MemCache::default()).unwrap_err();
+    assert_eq!(count.load(Ordering::SeqCst), 1, "a 401 is not retried");
+    assert!(err.to_string().contains("401"), "{err}");
+
+    let (port, count, _) = scripted_server(Arc::new(|_| error_reply("404 Not Found", "")));
+    ask(&section(port, 3, 10.0), &["p"], &MemCache::default()).unwrap_err();
+    assert_eq!(count.load(Ordering::SeqCst), 1, "a 404 is not retried");
+
+    let (port, count, _) =
+        scripted_server(Arc::new(|_| error_reply("500 Internal Server Error", "")));
+    let err = ask(&section(port, 2, 10.0), &["p"], &MemCache::default()).unwrap_err();
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        3,
+        "max_retries = 2: one request and two retries, nothing more"
+    );
+    assert!(err.to_string().contains("after 3 attempt(s)"), "{err}");
+
+    // A transient failure, then an answer.
+    let (port, count, _) = scripted_server(Arc::new(|n| {
+        if n == 0 {
+            error_reply("503 Service Unavailable", "")
+        } else {
+            ok_reply("<score>C</score>")
+        }
+    }));
+    let cache = MemCache::default();
+    assert_eq!(
+        ask(&section(port, 2, 10.0), &["p"], &cache).unwrap(),
+        ["<score>C</score>"]
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let (port, count, times) = scripted_server(Arc::new(|n| {
+        if n == 0 {
+            error_reply("429 Too Many Requests", "Retry-After: 2\r\n")
+        } else {
+            ok_reply("<score>B</score>")
+        }
+    }));
+    let answers = ask(&section(port, 1, 10.0), &["p"], &MemCache::default()).unwrap();
+    assert_eq!(answers, ["<score>B</score>"]);
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    let t = times.lock().unwrap();
+    let waited = t[1] - t[0];
+    assert!(
+        waited >= std::time::Duration::from_millis(1900),
+        "waited {waited:?}, the server asked for 2 s (the back-off alone is at most 0.5 s)"
+    );
+}
+
+#[test]
+fn a_slow_endpoint_times_out_instead_of_hanging() {
+    let (port, count, _) = scripted_server(Arc::new(|_| Reply {
+        delay: std::time::Duration::from_secs(30),
+        ..ok_reply("late")
+    }));
+    let start = std::time::Instant::now();
+    let err = ask(&section(port, 1, 0.5), &["p"], &MemCache::default()).unwrap_err();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.to_string().contains("timeout_s"), "{err}");
+    assert_eq!(count.load(Ordering::SeqCst), 2, "a timeout is retried");
+}
+
+#[test]
+fn empty_answers_are_never_cached() {
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = broken.clone();
+    let (port, count, _) = scripted_server(Arc::new(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Reply {
+                body: r#"{"id":"c","object":"chat.completion","created":0,"model":"judge","choices":[]}"#
+                    .into(),
+                ..ok_reply("")
+            }
+        } else {
+            ok_reply("<score>D</score>")
+        }
+    }));
+    let cache = MemCache::default();
+    let s = section(port, 1, 10.0);
+    let err = ask(&s, &["p"], &cache).unwrap_err();
+    assert!(err.to_string().contains("empty answer"), "{err}");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "an empty answer is retried"
+    );
+    assert!(cache.0.lock().unwrap().is_empty(), "and never cached");
+
+    // The server is fixed: the prompt is asked again and the real answer cached.
+    broken.store(false, Ordering::SeqCst);
+    assert_eq!(ask(&s, &["p"], &cache).unwrap(), ["<score>D</score>"]);
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    assert_eq!(ask(&s, &["p"], &cache).unwrap(), ["<score>D</score>"]);
+    assert_eq!(count.load(Ordering::SeqCst), 3, "now from the cache");
 }

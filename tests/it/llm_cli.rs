@@ -2,6 +2,8 @@
 //! RECX_SMOLLM2_GGUF names it; skips with a message otherwise). Takes ~10 s on 2 cores in the
 //! test profile.
 
+use crate::skip_support;
+
 use clap::Parser;
 use recx::llm::cli::{ChatArgs, chat_answer};
 
@@ -14,8 +16,8 @@ struct Cli {
 #[test]
 fn smollm2_knows_the_capital_of_france() {
     let Some(model) = recx::llm::assets::find_smollm2() else {
-        eprintln!(
-            "SKIPPED: SmolLM2 GGUF not found (run `recx assets fetch smollm2` or set RECX_SMOLLM2_GGUF)"
+        skip_support::missing(
+            "SmolLM2 GGUF not found (run `recx assets fetch smollm2` or set RECX_SMOLLM2_GGUF)",
         );
         return;
     };

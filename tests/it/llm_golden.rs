@@ -6,6 +6,8 @@
 //! The decoding here goes through the KV cache one token at a time, so the cache, the position
 //! ids and the causal mask are all covered.
 
+use crate::skip_support;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Int, Tensor, TensorData};
@@ -140,8 +142,8 @@ fn k_quants_dequantize_like_ggml() {
 #[test]
 fn smollm2_matches_numpy_reference_when_available() {
     let Some(path) = recx::llm::assets::find_smollm2() else {
-        eprintln!(
-            "SKIPPED: SmolLM2 GGUF not found (set RECX_SMOLLM2_GGUF or run `recx assets fetch smollm2`)"
+        skip_support::missing(
+            "SmolLM2 GGUF not found (set RECX_SMOLLM2_GGUF or run `recx assets fetch smollm2`)",
         );
         return;
     };

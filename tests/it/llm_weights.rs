@@ -1,5 +1,7 @@
 //! Weight files: clear errors for broken inputs, and the HF save round trip.
 
+use crate::skip_support;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +61,54 @@ fn corrupt_gguf_is_rejected() {
 }
 
 /// Copies the llama fixture folder, letting the caller change the config or the tensors.
+/// Sets the u32 value of GGUF metadata key `key` in `bytes` (the key's length prefix makes the
+/// match exact, so `head_count` does not hit `head_count_kv`).
+fn set_gguf_u32(bytes: &mut [u8], key: &str, value: u32) {
+    let mut needle = (key.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(key.as_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{key} not in the fixture"));
+    let value_at = at + needle.len() + 4;
+    assert_eq!(bytes[at + needle.len()], 4, "{key} holds a u32");
+    bytes[value_at..value_at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+#[test]
+fn gguf_with_zero_heads_or_absurd_sizes_is_an_error_not_a_panic() {
+    let original = std::fs::read(fixtures().join("llama_quant.gguf")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, expect) in [
+        (
+            "llama.attention.head_count",
+            0,
+            "at least one attention head",
+        ),
+        (
+            "llama.attention.head_count_kv",
+            0,
+            "num_kv_heads must be positive",
+        ),
+        ("llama.block_count", u32::MAX, "larger than any model"),
+        (
+            "llama.feed_forward_length",
+            0,
+            "intermediate_size must be positive",
+        ),
+    ] {
+        let mut bytes = original.clone();
+        set_gguf_u32(&mut bytes, key, value);
+        let path = dir.path().join(format!("{key}.gguf"));
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load_err(&path);
+        assert!(
+            err.contains(&*path.to_string_lossy()) && err.contains(expect),
+            "{key} = {value}: {err}"
+        );
+    }
+}
+
 fn copy_llama(
     dir: &Path,
     edit_config: impl Fn(&mut serde_json::Value),
@@ -163,7 +213,9 @@ fn transformers_loads_the_saved_folder_when_available() {
         .args(["-c", "import torch, transformers"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: no Python with torch+transformers at {python} (set RECX_PYTHON)");
+        skip_support::missing(format!(
+            "no Python with torch+transformers at {python} (set RECX_PYTHON)"
+        ));
         return;
     }
     let (model, config) =

@@ -7,9 +7,11 @@
 // Shared helpers.
 mod alignment_common;
 mod data_support;
+mod judge_support;
 mod llm_tokenizer_fixtures;
 mod report_support;
 mod serial;
+mod skip_support;
 
 // Test modules, by area.
 mod alignment_games;
@@ -21,6 +23,7 @@ mod data_games;
 mod data_layout;
 mod data_readers;
 mod data_stage;
+mod judge_cancel;
 mod judge_loopback;
 mod llm_chat;
 mod llm_chat_sharegpt;
@@ -41,6 +44,7 @@ mod runner;
 mod spec_errors;
 mod stats_scipy;
 mod store;
+mod store_corrupt;
 mod sweep;
 mod sweep_cli;
 mod tidy;

@@ -130,3 +130,38 @@ fn rerunning_the_stage_on_its_checkpoints_reproduces_the_outputs() {
     assert_eq!(outputs[0].1, outputs[1].1, "metrics");
     assert_eq!(outputs[0].2, outputs[1].2, "series");
 }
+
+#[test]
+fn an_infinite_learning_rate_stops_training_with_an_error() {
+    // Validation refuses `lr = inf` in a spec; this is the guard behind it: once the weights are
+    // NaN the loss is NaN, and training must stop instead of finishing with a garbage model.
+    let data = successor_ring(120, 30, 10, 3);
+    let ex = Examples::new(&data);
+    let dir = tempfile::tempdir().unwrap();
+    let s = TrainSettings {
+        lr: f64::INFINITY,
+        ..settings(3, 9)
+    };
+    let cfg = SasRecConfig::new(ex.n_item_rows)
+        .with_embedding_size(16)
+        .with_n_heads(2)
+        .with_inner_size(32);
+    let device = Default::default();
+    let model = seeded_init::<B, _>(&device, s.seed, |d| cfg.init::<B>(d));
+    let mut m = Measurements::default();
+    let progress = Progress::hidden();
+    let report = TrainReport {
+        recorder: &mut m,
+        progress: &progress,
+    };
+    let err = match train(model, &ex, &s, "test-key", dir.path(), &device, report) {
+        Ok(_) => panic!("training with lr = inf finished"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, recx::Error::NonFinite { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("recommender training") && msg.contains("loss"),
+        "{msg}"
+    );
+}

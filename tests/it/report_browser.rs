@@ -4,6 +4,7 @@
 //! Set RECX_CHROMIUM to use another binary.
 
 use crate::report_support;
+use crate::skip_support;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -91,8 +92,8 @@ fn figure_counts(dom: &str) -> (usize, usize) {
 #[test]
 fn every_figure_loads_in_headless_chromium() {
     let Some(bin) = chromium() else {
-        eprintln!(
-            "SKIPPED: no chromium on PATH (apt-get install -y chromium); report not opened in a browser"
+        skip_support::missing(
+            "no chromium on PATH (apt-get install -y chromium); report not opened in a browser",
         );
         return;
     };

@@ -2,6 +2,7 @@
 //! (CI: `apt-get install -y texlive-latex-base texlive-latex-recommended`).
 
 use crate::report_support;
+use crate::skip_support;
 
 use std::path::Path;
 use std::process::Command;
@@ -126,8 +127,8 @@ fn latex_tables_are_balanced_and_escaped() {
 #[test]
 fn latex_tables_compile_with_pdflatex() {
     if Command::new("pdflatex").arg("--version").output().is_err() {
-        eprintln!(
-            "SKIPPED: pdflatex not installed (apt-get install -y texlive-latex-base texlive-latex-recommended)"
+        skip_support::missing(
+            "pdflatex not installed (apt-get install -y texlive-latex-base texlive-latex-recommended)",
         );
         return;
     }

@@ -100,3 +100,102 @@ fn defaults_fill_a_minimal_spec() {
     assert_eq!(spec.raw.train.lr, 1e-4);
     assert_eq!(spec.raw.alignment.mode, recx::alignment::Mode::Both);
 }
+
+#[test]
+fn non_finite_numbers_are_refused_where_they_stand() {
+    for (body, at, key) in [
+        ("[train]\nlr = inf\n", "5:6", "train.lr"),
+        ("[train]\nlr = nan\n", "5:6", "train.lr"),
+        (
+            "[train]\nwarmup_ratio = -inf\n",
+            "5:16",
+            "train.warmup_ratio",
+        ),
+        ("[judge]\ntemperature = nan\n", "5:15", "judge.temperature"),
+        (
+            "[sweep.grid]\n\"train.lr\" = [1e-4, nan]\n",
+            "5:21",
+            "sweep.grid.train.lr[1]",
+        ),
+    ] {
+        let msg = error_of(&format!("{HEAD}{body}"));
+        assert!(
+            msg.starts_with(&format!("experiments/x.toml:{at}: {key}: ")),
+            "{body}: {msg}"
+        );
+        assert!(msg.contains("not a finite number"), "{body}: {msg}");
+    }
+}
+
+#[test]
+fn numeric_settings_are_range_checked() {
+    for (body, key, expect) in [
+        ("[train]\nlr = 1e30\n", "train.lr", "out of range"),
+        ("[train]\nlr = 0.0\n", "train.lr", "out of range"),
+        ("[train]\nepochs = 0\n", "train.epochs", "at least 1"),
+        (
+            "[train]\nepochs = 9223372036854775807\n",
+            "train.epochs",
+            "too large",
+        ),
+        (
+            "[train]\nbatch_size = 0\n",
+            "train.batch_size",
+            "at least 1",
+        ),
+        (
+            "[recommender]\nepochs = 100000000\n",
+            "recommender.epochs",
+            "too large",
+        ),
+        (
+            "[recommender]\nlr = 1e30\n",
+            "recommender.lr",
+            "out of range",
+        ),
+        (
+            "[recommender]\nbatch_size = 0\n",
+            "recommender.batch_size",
+            "at least 1",
+        ),
+        (
+            "[data]\nsource = \"synthetic\"\n[data.synthetic]\nusers = 99999999999999\n",
+            "data.synthetic.users",
+            "too large",
+        ),
+        ("[eval]\nbatch_size = 0\n", "eval.batch_size", "at least 1"),
+        (
+            "[explain]\nbatch_size = 0\n",
+            "explain.batch_size",
+            "at least 1",
+        ),
+        (
+            "[judge]\nmax_retries = 100\n",
+            "judge.max_retries",
+            "too large",
+        ),
+        (
+            "[judge]\ntimeout_s = 0.0\n",
+            "judge.timeout_s",
+            "out of range",
+        ),
+        (
+            "[judge]\nconcurrency = 0\n",
+            "judge.concurrency",
+            "at least 1",
+        ),
+        (
+            "[discriminator]\nlr = 1e30\n",
+            "discriminator.lr",
+            "out of range",
+        ),
+        ("[report]\nname = \"../../x\"\n", "report.name", "path"),
+    ] {
+        let msg = error_of(&format!("{HEAD}{body}"));
+        assert!(
+            msg.starts_with("experiments/x.toml:") && msg.contains(&format!(": {key}: ")),
+            "{body}: {msg}"
+        );
+        assert!(msg.contains(expect), "{body}: {msg}");
+    }
+}

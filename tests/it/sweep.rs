@@ -144,11 +144,30 @@ fn seeds_can_be_swept() {
 }
 
 #[test]
-fn unknown_sweep_key_is_located() {
-    let text = "[experiment]\nname = \"s\"\n\n[sweep.grid]\n\"train.lrr\" = [1, 2]\n";
-    let err = expand(&spec(text), &registry()).unwrap_err().to_string();
-    assert!(err.starts_with("experiments/sweep.toml:5:"), "{err}");
-    assert!(err.contains("sweep.grid.\"train.lrr\""), "{err}");
+fn unknown_sweep_key_is_located_when_the_spec_is_parsed() {
+    // Parsing (what `recx check`, `run` and `sweep` all do first) refuses the typo, in every
+    // kind of sweep; an optional setting that is unset (`recommender.lr`) is still a setting.
+    for (kind, body) in [
+        ("grid", "[sweep.grid]\n\"train.lrr\" = [1, 2]\n"),
+        ("zip", "[sweep.zip]\n\"train.lrr\" = [1, 2]\n"),
+        (
+            "random.params",
+            "[sweep.random]\nn = 2\n[sweep.random.params]\n\"train.lrr\" = { min = 1.0, max = 2.0 }\n",
+        ),
+    ] {
+        let text = format!("[experiment]\nname = \"s\"\n\n{body}");
+        let err = Spec::parse(Path::new("experiments/sweep.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("experiments/sweep.toml:"), "{err}");
+        assert!(
+            err.contains(&format!("sweep.{kind}.\"train.lrr\"")),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `lrr`"), "{err}");
+    }
+    let ok = "[experiment]\nname = \"s\"\n\n[sweep.grid]\n\"recommender.lr\" = [0.001]\n";
+    assert_eq!(expand(&spec(ok), &registry()).unwrap().variants.len(), 1);
 }
 
 #[test]

@@ -126,11 +126,21 @@ fn run(
     dir: &Path,
     recorder: &mut dyn Recorder,
 ) -> recx::Result<(Vec<f32>, usize)> {
+    run_with_lr(s, seed, dir, recorder, 0.01)
+}
+
+fn run_with_lr(
+    s: &Setup,
+    seed: u64,
+    dir: &Path,
+    recorder: &mut dyn Recorder,
+    lr: f64,
+) -> recx::Result<(Vec<f32>, usize)> {
     let section = TrainSection {
         epochs: 3,
         batch_size: 8,
         micro_batch_size: 4,
-        lr: 0.01,
+        lr,
         ..Default::default()
     };
     let settings = FitSettings {
@@ -227,4 +237,20 @@ fn interrupted_alignment_training_resumes_to_the_same_model() {
     let other = tempfile::tempdir().unwrap();
     let diff = run(&s, 4, other.path(), &mut Measurements::default()).unwrap();
     assert_ne!(diff.0, full.0, "another seed, other weights");
+}
+
+#[test]
+fn a_diverging_loss_stops_alignment_training_with_an_error() {
+    // `train.lr = inf` no longer passes validation; this is the guard behind it. The first
+    // step turns every weight into NaN or inf, so the loss of the next step is not finite.
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Measurements::default();
+    let err = run_with_lr(&s, 3, dir.path(), &mut m, f64::INFINITY).unwrap_err();
+    assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("alignment training") && msg.contains("loss") && msg.contains("learning rate"),
+        "{msg}"
+    );
 }

