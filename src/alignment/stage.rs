@@ -45,7 +45,7 @@ fn token_counter_fingerprint(spec: &RawSpec, spec_dir: &Path) -> Result<Value> {
     if spec.llm.model.is_empty() {
         Ok(json!(TOKEN_COUNTER))
     } else {
-        Ok(json!({ "backbone": crate::train::base::fingerprint(&spec.llm, spec_dir)? }))
+        Ok(json!({ "backbone": crate::llm::backbone::fingerprint(&spec.llm, spec_dir)? }))
     }
 }
 
@@ -136,7 +136,7 @@ impl Stage for AlignmentDataStage {
         }
         let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
         let out_dir = ctx.out_dir().to_path_buf();
-        let backbone = crate::train::base::backbone_tokenizer(&ctx.spec.llm, ctx.spec_dir)?;
+        let backbone = crate::llm::backbone::backbone_tokenizer(&ctx.spec.llm, ctx.spec_dir)?;
         let summary = match &backbone {
             Some(tokenizer) => {
                 let counter = TokenizerCounter::new(tokenizer);

@@ -11,6 +11,7 @@
 //! - [`assets`] and [`cli`]: finding the default SmolLM2 model, `recx llm …`, `recx assets …`.
 
 pub mod assets;
+pub mod backbone;
 pub mod batching;
 pub mod chat;
 pub mod cli;

@@ -6,17 +6,15 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use serde_json::{Value, json};
 
 use crate::alignment::Mode;
 use crate::alignment::record::AlignmentRecord;
 use crate::error::Result;
-use crate::hash::hash_file;
+use crate::llm::backbone::resolve;
 use crate::llm::chat::{ChatTemplate, Turn};
 use crate::llm::cli::load_tokenizer;
 use crate::llm::tokenizer::Tokenizer;
-use crate::llm::{LlamaConfig, LlamaModel, LlmSection, assets, load_model};
-use crate::spec::resolve_spec_path;
+use crate::llm::{LlamaConfig, LlamaModel, LlmSection, load_model};
 
 /// A loaded backbone.
 pub struct Base<B: Backend> {
@@ -27,44 +25,6 @@ pub struct Base<B: Backend> {
     pub pretrained: bool,
     /// `scratch` or the checkpoint's path.
     pub origin: String,
-}
-
-/// The backbone's identity for the stage hash: the checkpoint's content hash, or the scratch
-/// architecture (its vocabulary follows from the records, which have their own hash).
-pub fn fingerprint(llm: &LlmSection, spec_dir: &Path) -> Result<Value> {
-    if llm.model.is_empty() {
-        return Ok(json!({ "scratch": llm.scratch, "template": llm.template }));
-    }
-    let path = resolve(llm, spec_dir)?;
-    let files = if path.is_dir() {
-        let mut hashes = Vec::new();
-        for name in ["config.json", "model.safetensors", "tokenizer.json"] {
-            let p = path.join(name);
-            if p.is_file() {
-                hashes.push(json!({ name: hash_file(&p)?.0 }));
-            }
-        }
-        Value::Array(hashes)
-    } else {
-        json!(hash_file(&path)?.0)
-    };
-    Ok(json!({ "model": files, "template": llm.template }))
-}
-
-/// The pretrained backbone's tokenizer, without loading its weights; `None` for the scratch
-/// model (its vocabulary is learned from the alignment records).
-pub fn backbone_tokenizer(llm: &LlmSection, spec_dir: &Path) -> Result<Option<Tokenizer>> {
-    if llm.model.is_empty() {
-        return Ok(None);
-    }
-    load_tokenizer(&resolve(llm, spec_dir)?, None).map(Some)
-}
-
-fn resolve(llm: &LlmSection, spec_dir: &Path) -> Result<std::path::PathBuf> {
-    if llm.model == "smollm2" {
-        return assets::resolve_model(&llm.model);
-    }
-    assets::resolve_model(&resolve_spec_path(spec_dir, &llm.model).to_string_lossy())
 }
 
 /// The texts a scratch tokenizer learns from: every training conversation as rendered.

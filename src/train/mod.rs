@@ -319,7 +319,7 @@ impl Stage for TrainStage {
         Ok(json!({
             "section": section.fingerprint(),
             "mode": spec.alignment.mode,
-            "llm": base::fingerprint(&spec.llm, spec_dir)?,
+            "llm": crate::llm::backbone::fingerprint(&spec.llm, spec_dir)?,
         }))
     }
 

