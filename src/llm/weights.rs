@@ -131,6 +131,16 @@ fn fetch_checked(src: &mut dyn TensorSource, config: &LlamaConfig, name: &str) -
             ),
         ));
     }
+    // A NaN or infinity in the weights makes every answer empty or garbage; refuse it here.
+    if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+        return Err(Error::model_file(
+            src.origin(),
+            format!(
+                "tensor `{name}` holds a non-finite value ({}) at element {i}: the weights are damaged",
+                data[i]
+            ),
+        ));
+    }
     Ok(data)
 }
 

@@ -169,6 +169,39 @@ fn wrong_tensor_name_or_shape_is_reported_by_name() {
 }
 
 #[test]
+fn non_finite_weights_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = copy_llama(dir.path(), |_| {}, None);
+    let path = model.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let name = "model.norm.weight";
+    let view = st.tensor(name).unwrap();
+    assert_eq!(view.dtype(), safetensors::Dtype::F32);
+    let mut data = view.data().to_vec();
+    data[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
+    let damaged =
+        safetensors::tensor::TensorView::new(view.dtype(), view.shape().to_vec(), &data).unwrap();
+    let tensors: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            if n == name {
+                (n, damaged.clone())
+            } else {
+                (n, v)
+            }
+        })
+        .collect();
+    safetensors::serialize_to_file(tensors, None::<HashMap<String, String>>, &path).unwrap();
+    let err = load_err(&model);
+    assert!(
+        err.contains(name) && err.contains("non-finite") && err.contains("element 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn truncated_safetensors_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let model = copy_llama(dir.path(), |_| {}, None);
