@@ -162,7 +162,8 @@ pub struct AlignmentSection {
     /// The `feature2iid` / `description2iid` questions are cut to this many tokens
     /// (the original: `model_max_length - 200`).
     pub text_max_tokens: usize,
-    /// ShareGPT file (`ShareGPT_V3_unfiltered_cleaned_split.json`), relative to the spec.
+    /// ShareGPT file (`ShareGPT_V3_unfiltered_cleaned_split.json`), relative to the spec; empty =
+    /// the copy `recx assets fetch sharegpt` keeps in the cache (or `$RECX_SHAREGPT`).
     pub sharegpt_path: String,
     /// ShareGPT conversations mixed into train / valid (SASRec 10,000 / 1,000; MF used
     /// 9,000 / 900); 0 and 0 turn the mix-in off.

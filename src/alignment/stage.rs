@@ -77,8 +77,12 @@ impl Settings {
         } else {
             Templates::load(&resolve(&section.templates))?
         };
-        let sharegpt_path =
-            (!section.sharegpt_path.is_empty()).then(|| resolve(&section.sharegpt_path));
+        // Unset: the file `recx assets fetch sharegpt` put in the cache (or `RECX_SHAREGPT`).
+        let sharegpt_path = if section.sharegpt_path.is_empty() {
+            crate::llm::assets::SHAREGPT.find()
+        } else {
+            Some(resolve(&section.sharegpt_path))
+        };
         Ok(Settings {
             seed: section.seed.resolve(run_seed),
             section,
@@ -110,7 +114,8 @@ impl Stage for AlignmentDataStage {
             (Some(p), true) if p.is_file() => json!({ "sha256": hash_file(p)?.0 }),
             // Fail at plan time, before hours of upstream stages, not when this stage starts.
             (p, true) => {
-                let shown = p.as_deref().unwrap_or(Path::new("(unset)"));
+                let cache = crate::llm::assets::SHAREGPT.dir();
+                let shown = p.as_deref().unwrap_or(&cache);
                 return Err(Error::Config(format!(
                     "alignment.sharegpt_path: {}",
                     how_to_get(shown)

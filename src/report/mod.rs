@@ -204,6 +204,7 @@ pub fn render_report(
     }
     let figures_after = sections.len();
     sections.extend(group::significance_sections(&groups, opts, &mut notes));
+    sections.extend(paper::table_b2_section(&groups, opts)?);
     sections.push(group::runs_section(runs, &groups));
     let figures_dir = out_dir.join("figures");
     std::fs::create_dir_all(&figures_dir).at(&figures_dir)?;

@@ -247,6 +247,105 @@ pub(crate) fn paper_sections(
     Ok(sections)
 }
 
+/// The store metric (`alignment-data.count.<type>.<split>`) of each Table B2 row, by the
+/// paper's row name. Task 4 sums the item tasks; `uid2summary` is left out, as in the paper.
+fn table_b2_rows() -> Vec<(&'static str, Vec<&'static str>)> {
+    use crate::alignment::Task;
+    let item_tasks = Task::ALL
+        .iter()
+        .filter(|t| t.paper_task() == 4)
+        .map(|t| t.as_str())
+        .collect();
+    vec![
+        ("1 next item", vec!["uid2next"]),
+        ("2 ranking", vec!["uidiid2rank"]),
+        ("3 interest cls", vec!["uidiid2binary"]),
+        ("4 item discrimination", item_tasks),
+        ("5 ShareGPT", vec!["sharegpt"]),
+        ("6 history", vec!["uid2hist"]),
+        ("Total", vec!["total"]),
+    ]
+}
+
+/// Alignment-data records per task beside the paper's Table B2 for `opts.paper_dataset`: one
+/// row per paper task, our train/valid counts per group (mean over seeds) and the paper's
+/// train/test counts, so a thin task shows at a glance. `None` when no run has the counts.
+pub(crate) fn table_b2_section(groups: &[Group], opts: &ReportOptions) -> Result<Option<Section>> {
+    let count = |g: &Group, types: &[&str], split: &str| -> Option<f64> {
+        let values: Vec<f64> = types
+            .iter()
+            .filter_map(|t| {
+                let key = format!("alignment-data.count.{t}.{split}");
+                g.summaries.get(&key).map(|s| s.mean)
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    };
+    let has_counts = |g: &Group| count(g, &["total"], "train").is_some();
+    let shown: Vec<&Group> = groups.iter().filter(|g| has_counts(g)).collect();
+    if shown.is_empty() {
+        return Ok(None);
+    }
+    let ds = opts.paper_dataset.as_str();
+    let published = published_values()?;
+    let paper = |task: &str, split: &str| {
+        published
+            .iter()
+            .find(|p| {
+                p.table == "tableB2" && p.dataset == ds && p.method == task && p.metric == split
+            })
+            .map_or("–".to_string(), |p| thousands(p.value))
+    };
+    let mut header = vec!["Task".to_string()];
+    for g in &shown {
+        let name = if shown.len() == 1 {
+            "ours"
+        } else {
+            g.label.as_str()
+        };
+        header.push(format!("Train ({name})"));
+        header.push(format!("Valid ({name})"));
+    }
+    header.extend(["Train (paper)".to_string(), "Test (paper)".to_string()]);
+    let caption = format!(
+        "Alignment records per task against the paper's Table B2 ({ds}); ours: mean over seeds."
+    );
+    let mut table = Table::new("table_b2", caption, header);
+    for (task, types) in table_b2_rows() {
+        let mut cells = vec![task.to_string()];
+        for g in &shown {
+            for split in ["train", "valid"] {
+                cells.push(count(g, &types, split).map_or("0".into(), thousands));
+            }
+        }
+        cells.push(paper(task, "train"));
+        cells.push(paper(task, "test"));
+        table.rows.push(cells);
+    }
+    Ok(Some(Section {
+        title: "Alignment data against the paper's Table B2".into(),
+        text: vec![format!(
+            "Records per task as the alignment-data stage wrote them. The paper's counts are for \
+             its {ds} set with a SASRec target and 10,000 / 1,000 ShareGPT conversations; task 4 \
+             depends on the metadata a source carries (titles only give fewer item tasks)."
+        )],
+        tables: vec![table],
+    }))
+}
+
+/// A count with thousands separators.
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Holm-corrected markers for (group index, column label), over one table's family.
 fn significance_markers(
     groups: &[Group],
@@ -323,5 +422,21 @@ mod tests {
         assert_eq!(v.iter().filter(|p| p.table == "table3").count(), 9);
         // Table 1: 27 rows × 5 metrics minus the N/A cells.
         assert_eq!(v.iter().filter(|p| p.table == "table1").count(), 111);
+        // Table B2 for Games: six tasks and the total, train and test; it adds up.
+        let b2 = |m: &str, s: &str| {
+            v.iter()
+                .find(|p| {
+                    p.table == "tableB2" && p.dataset == "games" && p.method == m && p.metric == s
+                })
+                .unwrap()
+                .value
+        };
+        let tasks: f64 = table_b2_rows()[..6]
+            .iter()
+            .map(|(t, _)| b2(t, "train"))
+            .sum();
+        assert_eq!(tasks, b2("Total", "train"));
+        assert_eq!(thousands(102_490.0), "102,490");
+        assert_eq!(thousands(0.0), "0");
     }
 }

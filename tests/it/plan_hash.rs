@@ -95,3 +95,31 @@ fn names_and_descriptions_do_not_change_results() {
     let renamed = A.replace("name = \"h\"", "name = \"other\"\ndescription = \"notes\"");
     assert_eq!(plan(A).plan_hash, plan(&renamed).plan_hash);
 }
+
+/// Every shipped spec parses and validates; the paper specs whose data a user downloads fail at
+/// plan time naming the spec key of the first missing file, before any stage runs.
+#[test]
+fn shipped_specs_parse_and_missing_downloads_name_their_key() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir("experiments").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        Spec::parse(&path, &text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert!(seen >= 4, "only {seen} specs in experiments/");
+    for (file, key) in [
+        ("experiments/paper-movies.toml", "data.amazon.reviews"),
+        ("experiments/paper-steam.toml", "data.steam.reviews"),
+    ] {
+        let path = Path::new(file);
+        let spec = Spec::parse(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+        match Plan::resolve(&spec, &registry()) {
+            Err(recx::Error::MissingInput { key: k, .. }) => assert_eq!(k, key, "{file}"),
+            other => panic!("{file}: expected a missing {key}, got {other:?}"),
+        }
+    }
+}
