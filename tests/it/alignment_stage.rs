@@ -427,3 +427,40 @@ fn a_pretrained_backbone_counts_tokens_with_its_own_tokenizer() {
         "{fp_backbone}"
     );
 }
+
+/// Task 4 on raw Amazon 2018 metadata: the meta file's `description` and `brand` reach the item
+/// tasks (the shared Games files carry titles only, so there they are empty). The Magazine meta
+/// file has no `feature` lists (0 of 3,385 lines), so `iid2feature` has nothing to ask here.
+#[test]
+fn amazon_raw_metadata_feeds_the_feature_description_and_brand_tasks() {
+    let Some(dir) = crate::data_support::shared("amazon-magazine-raw") else {
+        return;
+    };
+    let mut data = recx::data::DataSection {
+        source: recx::data::Source::AmazonRaw,
+        path: dir.display().to_string(),
+        ..Default::default()
+    };
+    data.amazon.reviews = "Magazine_Subscriptions_5.json.gz".into();
+    data.amazon.meta = "meta_Magazine_Subscriptions.json.gz".into();
+    data.stage2.enabled = Some(false);
+    let ds = recx::data::build(&data, Path::new("."), 0, &Progress::hidden())
+        .unwrap()
+        .dataset;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    write_rec_dir(&rec, &ds, ModelKind::Sasrec);
+    let count = |mode: Mode, task: &str| {
+        let out = tmp.path().join(format!("out-{mode}"));
+        let s = settings(mode, ModelKind::Sasrec);
+        let summary = build(&ds, &rec, &out, &s, &estimate_tokens, &Progress::hidden()).unwrap();
+        summary.counts.get(task).map_or(0, |c| c[0])
+    };
+    for task in ["iid2description", "iid2brand"] {
+        assert!(
+            count(Mode::Both, task) > 0,
+            "{task}: no records from raw metadata"
+        );
+    }
+    assert!(count(Mode::Behaviour, "description2iid") > 0);
+}
