@@ -17,13 +17,14 @@ use super::model::RecModel;
 use super::samples::{Example, Examples, Query};
 use super::sasrec::{SasRec, SasRecConfig};
 use super::top_file::{TopLine, top1_concentration, write_top_file};
-use super::train::{TrainOutcome, TrainReport, evaluate, for_each_score_row, seeded_init, train};
+use super::train::{TrainOutcome, TrainReport, evaluate, for_each_score_row, train};
 use super::{ModelKind, ResolvedRecommender};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::llm::BackendTask;
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::spec::RawSpec;
+use crate::training::seeded_init;
 
 /// File names inside the stage's artifact folder.
 pub const MODEL_CONFIG: &str = "model.json";

@@ -38,9 +38,9 @@ use crate::llm::lora::{LoraConfig, LoraTarget, attach_lora, count_params, merge_
 use crate::llm::{LlamaModel, save_hf};
 use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
 use crate::pipeline::{Stage, StageContext, StageKind};
-use crate::recommender::train::seeded_init;
 use crate::recommender::{Query, TrainedRecommender};
 use crate::spec::{RawSpec, SeedSetting, Validate, Validator, limits};
+use crate::training::seeded_init;
 
 /// Sub-folder holding the aligned LLM.
 pub const MODEL_DIR: &str = "model";
