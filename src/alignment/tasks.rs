@@ -10,15 +10,16 @@
 //!   one record per `train_top.txt` line (train) and `test_top.txt` line (valid) for SASRec;
 //!   MF has only `test_top.txt`, 6 lines per user, split by line index.
 //!
-//! Randomness: every task draws from its own ChaCha stream of the stage seed, so a task's records
-//! do not depend on which other tasks are enabled, and the same seed gives the same template and
-//! candidate-order draws in every mode (the B/I/H variants differ only in rendering).
+//! Randomness: every task draws from its own stream of the stage seed ([`crate::seed`]), so a
+//! task's records do not depend on which other tasks are enabled, and the same seed gives the
+//! same template and candidate-order draws in every mode (the B/I/H variants differ only in
+//! rendering).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::record::TaskRecord;
@@ -269,10 +270,7 @@ impl<'a> Generator<'a> {
 
     /// The task's own random stream.
     fn rng(&self, task: Task) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let index = Task::ALL.iter().position(|t| *t == task).expect("a task") as u64;
-        rng.set_stream(index + 1);
-        rng
+        crate::seed::rng(self.seed, &format!("alignment.{}", task.as_str()), &[])
     }
 
     /// Draws the template and renders the question.
