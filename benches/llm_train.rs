@@ -30,7 +30,6 @@ use recx::llm::save_hf;
 use recx::llm_stage::subsample;
 use recx::pipeline::{Progress, StageKind, registry};
 use recx::plan::Plan;
-use recx::recommender::train::adamw;
 use recx::runner::ensure_stage;
 use recx::spec::Spec;
 use recx::store::Store;
@@ -39,6 +38,7 @@ use recx::train::{
     FrozenRecommender, Sample, SampleBuilder, build_samples, load_base, queries, read_split,
     rec_inputs, trainable_model,
 };
+use recx::training::adamw;
 use serde_json::json;
 
 type B = Autodiff<Cpu>;

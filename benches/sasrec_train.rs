@@ -14,8 +14,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
-use recx::recommender::train::{adamw, seeded_init, train_step};
+use recx::recommender::train::train_step;
 use recx::recommender::{Example, Examples, SasRec, SasRecConfig};
+use recx::training::{adamw, seeded_init};
 
 type B = Autodiff<Flex>;
 

@@ -5,8 +5,9 @@
 //! that touches sled). Each pipeline stage is a module: `data`, `recommender`, `alignment`,
 //! `train`, `eval`, `explain`, `judge`. What several stages share sits beside them: `llm` (the
 //! LLM core), `llm_stage` (the LLM stages' device dispatch and subsampling), `openai` (the chat
-//! client of the judge and the user summaries). `stats` holds the statistics and touches
-//! neither TOML nor sled.
+//! client of the judge and the user summaries), `training` (optimizer, clipping, random streams
+//! and checkpoints of every trainer), `seed` (the one sub-seed derivation). `stats` holds the
+//! statistics and touches neither TOML nor sled.
 
 pub mod alignment;
 pub mod data;
@@ -20,9 +21,11 @@ pub mod openai;
 pub mod pipeline;
 pub mod recommender;
 pub mod report;
+pub mod seed;
 pub mod spec;
 pub mod stats;
 pub mod train;
+pub mod training;
 
 pub use error::{Error, Result};
 pub mod cli;

@@ -15,18 +15,13 @@
 
 use std::path::Path;
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::record::{ChatRecord, ChatTurn};
 use crate::error::{Error, IoContext, Result};
 
 pub use crate::llm::assets::SHAREGPT_FILE;
-
-/// The stream of the stage seed used for the ShareGPT shuffle (task streams use 1..=12).
-const SHUFFLE_STREAM: u64 = 100;
 
 /// How to obtain the file, for the error when it is missing.
 pub fn how_to_get(path: &Path) -> String {
@@ -216,9 +211,7 @@ pub fn load_sharegpt(
     })?;
     drop(bytes);
     let n_kept = kept.len();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(SHUFFLE_STREAM);
-    kept.shuffle(&mut rng);
+    kept.shuffle(&mut crate::seed::rng(seed, "alignment.sharegpt", &[]));
     let mut rest = kept.into_iter();
     let train_part: Vec<ChatRecord> = rest.by_ref().take(train).collect();
     let valid_part: Vec<ChatRecord> = rest.take(valid).collect();

@@ -10,15 +10,16 @@
 //!   one record per `train_top.txt` line (train) and `test_top.txt` line (valid) for SASRec;
 //!   MF has only `test_top.txt`, 6 lines per user, split by line index.
 //!
-//! Randomness: every task draws from its own ChaCha stream of the stage seed, so a task's records
-//! do not depend on which other tasks are enabled, and the same seed gives the same template and
-//! candidate-order draws in every mode (the B/I/H variants differ only in rendering).
+//! Randomness: every task draws from its own stream of the stage seed ([`crate::seed`]), so a
+//! task's records do not depend on which other tasks are enabled, and the same seed gives the
+//! same template and candidate-order draws in every mode (the B/I/H variants differ only in
+//! rendering).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rand::Rng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::record::TaskRecord;
@@ -26,7 +27,8 @@ use super::render::{Renderer, check_item, check_user, history_before, last_n};
 use super::templates::{ITEM_RECOVERY_SET, fill};
 use super::{AlignmentSection, Mode, Task, Templates};
 use crate::data::Dataset;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::recommender::export::read_sim_items;
 use crate::recommender::top_file::{TopLine, read_top_file};
 
 /// SASRec valid lines kept for `uidiid2binary` (the original's `random.random() < 0.3`).
@@ -94,41 +96,13 @@ pub struct SimFile {
 }
 
 impl SimFile {
-    /// Reads `i\tj` lines; a malformed line fails with file:line.
+    /// Reads the file the recommender wrote; a malformed line fails with file:line.
     pub fn read(path: &Path) -> Result<SimFile> {
-        let text = std::fs::read_to_string(path).at(path)?;
         Ok(SimFile {
             path: path.to_path_buf(),
-            pairs: parse_sim(path, &text)?,
+            pairs: read_sim_items(path)?,
         })
     }
-}
-
-fn parse_sim(path: &Path, text: &str) -> Result<Vec<(u32, u32)>> {
-    let mut pairs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let ids: Vec<&str> = line.split('\t').collect();
-        let parsed = match ids.as_slice() {
-            [i, j] => i
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .zip(j.trim().parse::<u32>().ok()),
-            _ => None,
-        };
-        let pair = parsed.ok_or_else(|| {
-            Error::bad_input(
-                path,
-                n + 1,
-                format!("expected two tab-separated item ids, found {line:?}"),
-            )
-        })?;
-        pairs.push(pair);
-    }
-    Ok(pairs)
 }
 
 /// Generated task records, grouped by task and split.
@@ -269,10 +243,7 @@ impl<'a> Generator<'a> {
 
     /// The task's own random stream.
     fn rng(&self, task: Task) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let index = Task::ALL.iter().position(|t| *t == task).expect("a task") as u64;
-        rng.set_stream(index + 1);
-        rng
+        crate::seed::rng(self.seed, &format!("alignment.{}", task.as_str()), &[])
     }
 
     /// Draws the template and renders the question.
@@ -757,14 +728,6 @@ pub fn pick_description(entries: &[String]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_sim_lines_and_names_a_bad_one() {
-        let p = Path::new("sim_item.txt");
-        assert_eq!(parse_sim(p, "1\t2\n2\t1\n").unwrap(), vec![(1, 2), (2, 1)]);
-        let err = parse_sim(p, "1\t2\n3 4\n").unwrap_err().to_string();
-        assert!(err.starts_with("sim_item.txt:2:"), "{err}");
-    }
 
     #[test]
     fn picks_the_first_long_description() {

@@ -19,7 +19,6 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -255,11 +254,9 @@ fn reindex(
     }
 }
 
-/// The RNG of one stage: ChaCha8 seeded with the data seed, on a stage-specific stream.
-fn stage_rng(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream);
-    rng
+/// The RNG of one filter stage (`data.stage1`, `data.stage2`): its own stream of the data seed.
+fn stage_rng(seed: u64, stage: &str) -> ChaCha8Rng {
+    crate::seed::rng(seed, stage, &[])
 }
 
 /// Stage 1: turns a raw log into sequences. Items need a title whatever `filter` says (the
@@ -301,7 +298,12 @@ pub fn stage1(
         );
         steps.record(step, &seqs)?;
     }
-    let mut ds = reindex(seqs, &log.users, &log.items, &mut stage_rng(seed, 1));
+    let mut ds = reindex(
+        seqs,
+        &log.users,
+        &log.items,
+        &mut stage_rng(seed, "data.stage1"),
+    );
     if filter {
         ds.items.iter_mut().skip(1).for_each(clean::clean_stage1);
     }
@@ -408,7 +410,7 @@ pub fn stage2(ds: &Dataset, s: &Stage2Settings, seed: u64, steps: &mut Steps) ->
         &seqs,
     )?;
 
-    let mut rng = stage_rng(seed, 2);
+    let mut rng = stage_rng(seed, "data.stage2");
     // As in the original: sort by length (descending, stable), then sample. The sort only
     // changes which user each sampled index points at, so the sample stays uniform.
     seqs.sort_by_key(|(_, seq)| std::cmp::Reverse(seq.len()));

@@ -18,7 +18,7 @@ use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::spec::RawSpec;
 
 /// Bump when the stage's algorithm changes its output for the same settings.
-const DATA_STAGE_VERSION: u32 = 2;
+const DATA_STAGE_VERSION: u32 = 3;
 
 /// The data stage (no dependencies).
 pub struct DataStage;

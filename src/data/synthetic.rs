@@ -8,7 +8,7 @@
 //! Amazon metadata, so every prompt template works on them. Users occasionally buy an item again,
 //! which exercises stage 1's first-occurrence rule.
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -135,8 +135,7 @@ const PLATFORMS: &[&str] = &["PlayStation 4", "Xbox One", "Nintendo Switch", "PC
 
 /// Generates the log and its ground truth; the same settings and seed give the same output.
 pub fn generate(s: &SyntheticSettings, seed: u64) -> (RawLog, SyntheticTruth) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(3);
+    let mut rng = crate::seed::rng(seed, "data.synthetic", &[]);
     let genres: Vec<String> = (0..s.genres)
         .map(|g| {
             GENRES

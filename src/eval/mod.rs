@@ -405,7 +405,11 @@ fn task_records(valid: &[AlignmentRecord], task: Task, max: usize, seed: u64) ->
             _ => None,
         })
         .collect();
-    subsample(all, max, seed ^ task as u64)
+    subsample(
+        all,
+        max,
+        crate::seed::derive(seed, &format!("eval.{}", task.as_str()), &[]),
+    )
 }
 
 fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {

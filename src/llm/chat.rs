@@ -390,8 +390,11 @@ impl ChatTemplate {
     /// The template as an HF Jinja `chat_template` (for `tokenizer_config.json`), so that
     /// `transformers`' `apply_chat_template` renders exactly what recx trains on and prompts with.
     /// With `bos`, the text starts with that BOS token string, because `apply_chat_template`
-    /// tokenizes without adding special tokens while recx's tokenizer adds BOS.
+    /// tokenizes without adding special tokens while recx's tokenizer adds BOS. It is written
+    /// from the same [`Layout`] as [`render`](Self::render), so the two cannot drift apart
+    /// (`tests/it/llm_chat.rs` renders both, the Jinja one with Python's jinja2).
     pub fn jinja(&self, bos: Option<&str>) -> String {
+        let l = self.layout();
         let lit = |s: &str| {
             let escaped = s
                 .replace('\\', "\\\\")
@@ -399,69 +402,31 @@ impl ChatTemplate {
                 .replace('\n', "\\n");
             format!("'{escaped}'")
         };
+        let out = |s: &str| format!("{{{{ {} }}}}", lit(s));
+        let trim = if l.trim { " | trim" } else { "" };
+        let content = format!("(message['content']{trim})");
         let mut j = format!("{{% set system = {} %}}", lit(&self.system));
-        if let Some(b) = bos {
-            j.push_str(&format!("{{{{ {} }}}}", lit(b)));
-        }
-        let each = |user: &str, assistant: &str| {
-            format!(
-                "{{% for message in messages %}}{{% if message['role'] == 'user' %}}{user}\
-                 {{% else %}}{assistant}{{% endif %}}{{% endfor %}}"
-            )
-        };
-        let body = match self.name {
-            TemplateName::Vicuna => format!(
-                "{{{{ system + ' ' }}}}{}",
-                each(
-                    "{{ 'USER: ' + message['content'] + ' ' }}",
-                    "{{ 'ASSISTANT: ' + message['content'] + '</s>' }}"
-                )
-            ),
-            TemplateName::Mistral | TemplateName::Llama2 => {
-                let end = if self.name == TemplateName::Mistral {
-                    "'</s>'"
-                } else {
-                    "' </s><s>'"
-                };
-                format!(
-                    "{{% if system %}}{{{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}}}\
-                     {{% else %}}{{{{ '[INST] ' }}}}{{% endif %}}{}",
-                    each(
-                        "{% if not loop.first %}{{ '[INST] ' }}{% endif %}{{ message['content'] + ' ' }}",
-                        &format!("{{{{ '[/INST] ' + message['content'] + {end} }}}}")
-                    )
-                )
-            }
-            TemplateName::Llama3 => {
-                let turn = "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' \
-                            + message['content'] | trim + '<|eot_id|>' }}";
-                format!(
-                    "{{{{ '<|begin_of_text|>' }}}}{{% if system %}}{{{{ '<|start_header_id|>system\
-                     <|end_header_id|>\\n\\n' + system | trim + '<|eot_id|>' }}}}{{% endif %}}{}",
-                    each(turn, turn)
-                )
-            }
-            TemplateName::Phi3 | TemplateName::Chatml => {
-                let tags = if self.name == TemplateName::Phi3 {
-                    Tags::PHI3
-                } else {
-                    Tags::CHATML
-                };
-                let (end, user, assistant) = (lit(tags.end), lit(tags.user), lit(tags.assistant));
-                format!(
-                    "{{% if system %}}{{{{ {} + system + {end} + '\\n' }}}}{{% endif %}}{}",
-                    lit(tags.system),
-                    each(
-                        &format!("{{{{ {user} + message['content'] + {end} + '\\n' }}}}"),
-                        &format!("{{{{ {assistant} + message['content'] + {end} + '\\n' }}}}")
-                    )
-                )
-            }
-        };
-        j.push_str(&body);
+        j.push_str(&out(bos.unwrap_or_default()));
+        j.push_str(&out(l.start));
         j.push_str(&format!(
-            "{{% if add_generation_prompt %}}{{{{ {} }}}}{{% endif %}}",
-            lit(self.generation_header())
+            "{{% if system %}}{{{{ {} + (system{trim}) + {} }}}}{{% else %}}{}{{% endif %}}",
+            lit(l.system_open),
+            lit(l.system_close),
+            out(l.no_system)
+        ));
+        j.push_str(&format!(
+            "{{% for message in messages %}}{{% if message['role'] == 'user' %}}\
+             {{% if loop.first %}}{}{{% else %}}{}{{% endif %}}{{{{ {content} + {} }}}}\
+             {{% else %}}{{{{ {} + {content} + {} }}}}{{% endif %}}{{% endfor %}}",
+            out(l.user_first),
+            out(l.user_open),
+            lit(l.user_close),
+            lit(&format!("{}{}", l.assistant_open, l.answer_lead)),
+            lit(&format!("{}{}", l.answer_end, l.assistant_after)),
+        ));
+        j.push_str(&format!(
+            "{{% if add_generation_prompt %}}{}{{% endif %}}",
+            out(l.assistant_open)
         ));
         j
     }
@@ -530,17 +495,40 @@ impl ChatTemplate {
     /// with the assistant header, otherwise the last turn is the assistant's.
     fn render(&self, turns: &[Turn], generation_prompt: bool) -> Result<Rendered> {
         check_turns(turns, generation_prompt)?;
+        let l = self.layout();
+        let trim = |s: &str| (if l.trim { s.trim() } else { s }).to_string();
         let mut w = Writer::default();
-        match self.name {
-            TemplateName::Vicuna => self.render_vicuna(&mut w, turns),
-            TemplateName::Mistral => self.render_inst(&mut w, turns, "</s>", ""),
-            TemplateName::Llama2 => self.render_inst(&mut w, turns, " </s>", "<s>"),
-            TemplateName::Llama3 => self.render_llama3(&mut w, turns),
-            TemplateName::Phi3 => self.render_tagged(&mut w, turns, Tags::PHI3),
-            TemplateName::Chatml => self.render_tagged(&mut w, turns, Tags::CHATML),
+        w.push(l.start);
+        if self.system.is_empty() {
+            w.push(l.no_system);
+        } else {
+            w.push(&format!(
+                "{}{}{}",
+                l.system_open,
+                trim(&self.system),
+                l.system_close
+            ));
+        }
+        for (i, t) in turns.iter().enumerate() {
+            match t.role {
+                Role::User => {
+                    w.push(if i == 0 { l.user_first } else { l.user_open });
+                    w.push(&format!("{}{}", trim(&t.text), l.user_close));
+                }
+                Role::Assistant => {
+                    w.push(l.assistant_open);
+                    w.push_trained(&format!(
+                        "{}{}{}",
+                        l.answer_lead,
+                        trim(&t.text),
+                        l.answer_end
+                    ));
+                    w.push(l.assistant_after);
+                }
+            }
         }
         if generation_prompt {
-            w.push(self.generation_header());
+            w.push(l.assistant_open);
         }
         Ok(Rendered {
             text: w.text,
@@ -548,126 +536,115 @@ impl ChatTemplate {
         })
     }
 
-    /// What follows the last user turn at inference.
-    fn generation_header(&self) -> &'static str {
+    /// The template's text pieces: the one description both [`render`](Self::render) and
+    /// [`jinja`](Self::jinja) are written from. Vicuna is FastChat's ADD_COLON_TWO
+    /// (`{system} USER: {q} ASSISTANT: {a}</s>USER: ...`); mistral and llama-2 FastChat's LLAMA2
+    /// (`[INST] {q} [/INST] {a}{eot}{after}[INST] ...`); llama-3 FastChat's LLAMA3 (a header per
+    /// turn, stripped messages, `<|eot_id|>` after each); phi3 and chatml role tags
+    /// (`{tag}{text}{end}\n` per turn).
+    fn layout(&self) -> Layout {
         match self.name {
-            TemplateName::Vicuna => "ASSISTANT:",
-            TemplateName::Mistral | TemplateName::Llama2 => "[/INST]",
-            TemplateName::Llama3 => "<|start_header_id|>assistant<|end_header_id|>\n\n",
-            TemplateName::Phi3 => "<|assistant|>\n",
-            TemplateName::Chatml => "<|im_start|>assistant\n",
-        }
-    }
-
-    /// FastChat ADD_COLON_TWO: `{system} USER: {q} ASSISTANT: {a}</s>USER: ...`.
-    fn render_vicuna(&self, w: &mut Writer, turns: &[Turn]) {
-        w.push(&self.system);
-        w.push(" ");
-        for t in turns {
-            match t.role {
-                Role::User => {
-                    w.push("USER: ");
-                    w.push(&t.text);
-                    w.push(" ");
-                }
-                Role::Assistant => {
-                    // The prompt ends at "ASSISTANT:", so the space is generated: train on it.
-                    w.push("ASSISTANT:");
-                    w.push_trained(&format!(" {}</s>", t.text));
-                }
-            }
-        }
-    }
-
-    /// FastChat LLAMA2 (mistral, llama-2): `[INST] {q} [/INST] {a}{eot}{after}[INST] ...`.
-    fn render_inst(&self, w: &mut Writer, turns: &[Turn], eot: &str, after: &str) {
-        if self.system.is_empty() {
-            w.push("[INST] ");
-        } else {
-            w.push(&format!("[INST] <<SYS>>\n{}\n<</SYS>>\n\n", self.system));
-        }
-        for (i, t) in turns.iter().enumerate() {
-            match t.role {
-                Role::User if i == 0 => {
-                    w.push(&t.text);
-                    w.push(" ");
-                }
-                Role::User => {
-                    w.push("[INST] ");
-                    w.push(&t.text);
-                    w.push(" ");
-                }
-                Role::Assistant => {
-                    w.push("[/INST]");
-                    w.push_trained(&format!(" {}{eot}", t.text));
-                    w.push(after);
-                }
-            }
-        }
-    }
-
-    /// FastChat LLAMA3: header per turn, stripped messages, `<|eot_id|>` after each.
-    fn render_llama3(&self, w: &mut Writer, turns: &[Turn]) {
-        w.push("<|begin_of_text|>");
-        if !self.system.is_empty() {
-            w.push("<|start_header_id|>system<|end_header_id|>\n\n");
-            w.push(self.system.trim());
-            w.push("<|eot_id|>");
-        }
-        for t in turns {
-            let role = match t.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            w.push(&format!("<|start_header_id|>{role}<|end_header_id|>\n\n"));
-            let body = format!("{}<|eot_id|>", t.text.trim());
-            match t.role {
-                Role::User => w.push(&body),
-                Role::Assistant => w.push_trained(&body),
-            }
-        }
-    }
-
-    /// Role-tag templates (phi3, chatml): `{open}{role}{close}{text}{end}\n` per turn.
-    fn render_tagged(&self, w: &mut Writer, turns: &[Turn], tags: Tags) {
-        if !self.system.is_empty() {
-            w.push(&format!("{}{}{}\n", tags.system, self.system, tags.end));
-        }
-        for t in turns {
-            match t.role {
-                Role::User => w.push(&format!("{}{}{}\n", tags.user, t.text, tags.end)),
-                Role::Assistant => {
-                    w.push(tags.assistant);
-                    w.push_trained(&format!("{}{}", t.text, tags.end));
-                    w.push("\n");
-                }
-            }
+            TemplateName::Vicuna => Layout {
+                no_system: " ",
+                system_close: " ",
+                user_first: "USER: ",
+                user_open: "USER: ",
+                user_close: " ",
+                // The prompt ends at "ASSISTANT:", so the space is generated: train on it.
+                assistant_open: "ASSISTANT:",
+                answer_lead: " ",
+                answer_end: "</s>",
+                ..Layout::default()
+            },
+            TemplateName::Mistral | TemplateName::Llama2 => Layout {
+                no_system: "[INST] ",
+                system_open: "[INST] <<SYS>>\n",
+                system_close: "\n<</SYS>>\n\n",
+                user_open: "[INST] ",
+                user_close: " ",
+                assistant_open: "[/INST]",
+                answer_lead: " ",
+                answer_end: if self.name == TemplateName::Mistral {
+                    "</s>"
+                } else {
+                    " </s>"
+                },
+                assistant_after: if self.name == TemplateName::Mistral {
+                    ""
+                } else {
+                    "<s>"
+                },
+                ..Layout::default()
+            },
+            TemplateName::Llama3 => Layout {
+                start: "<|begin_of_text|>",
+                system_open: "<|start_header_id|>system<|end_header_id|>\n\n",
+                system_close: "<|eot_id|>",
+                user_first: "<|start_header_id|>user<|end_header_id|>\n\n",
+                user_open: "<|start_header_id|>user<|end_header_id|>\n\n",
+                user_close: "<|eot_id|>",
+                assistant_open: "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                answer_end: "<|eot_id|>",
+                trim: true,
+                ..Layout::default()
+            },
+            TemplateName::Phi3 => Layout::tagged(
+                ["<|system|>\n", "<|user|>\n", "<|assistant|>\n"],
+                ["<|end|>", "<|end|>\n"],
+            ),
+            TemplateName::Chatml => Layout::tagged(
+                [
+                    "<|im_start|>system\n",
+                    "<|im_start|>user\n",
+                    "<|im_start|>assistant\n",
+                ],
+                ["<|im_end|>", "<|im_end|>\n"],
+            ),
         }
     }
 }
 
-/// The role headers and end marker of a role-tag template.
-#[derive(Clone, Copy)]
-struct Tags {
-    system: &'static str,
-    user: &'static str,
-    assistant: &'static str,
-    end: &'static str,
+/// A template as text pieces. A conversation renders as `start`, then `system_open + system +
+/// system_close` (or `no_system` when the system message is empty), then per user turn
+/// `user_first` (first turn) or `user_open`, the text and `user_close`, and per assistant turn
+/// `assistant_open`, the trained `answer_lead + text + answer_end`, and `assistant_after`; a
+/// generation prompt ends with `assistant_open`. With `trim`, the system message and turns are
+/// stripped of surrounding whitespace.
+#[derive(Default)]
+struct Layout {
+    start: &'static str,
+    no_system: &'static str,
+    system_open: &'static str,
+    system_close: &'static str,
+    user_first: &'static str,
+    user_open: &'static str,
+    user_close: &'static str,
+    assistant_open: &'static str,
+    answer_lead: &'static str,
+    answer_end: &'static str,
+    assistant_after: &'static str,
+    trim: bool,
 }
 
-impl Tags {
-    const PHI3: Tags = Tags {
-        system: "<|system|>\n",
-        user: "<|user|>\n",
-        assistant: "<|assistant|>\n",
-        end: "<|end|>",
-    };
-    const CHATML: Tags = Tags {
-        system: "<|im_start|>system\n",
-        user: "<|im_start|>user\n",
-        assistant: "<|im_start|>assistant\n",
-        end: "<|im_end|>",
-    };
+impl Layout {
+    /// A role-tag template (phi3, chatml): `{tag}{text}{end}\n` per turn (`end_line` is
+    /// `end` and the newline).
+    fn tagged(
+        [system, user, assistant]: [&'static str; 3],
+        [end, end_line]: [&'static str; 2],
+    ) -> Layout {
+        Layout {
+            system_open: system,
+            system_close: end_line,
+            user_first: user,
+            user_open: user,
+            user_close: end_line,
+            assistant_open: assistant,
+            answer_end: end,
+            assistant_after: "\n",
+            ..Layout::default()
+        }
+    }
 }
 
 /// Turns must alternate user/assistant starting with the user and end with the user (inference)

@@ -168,9 +168,11 @@ impl Tokenizer {
         let config_path = path.with_file_name("tokenizer_config.json");
         let config = if config_path.exists() {
             let text = std::fs::read_to_string(&config_path).at(&config_path)?;
-            Some(serde_json::from_str::<Value>(&text).map_err(|e| {
-                Error::bad_input(&config_path, e.line(), format!("invalid JSON: {e}"))
-            })?)
+            Some(
+                serde_json::from_str::<TokenizerConfigJson>(&text).map_err(|e| {
+                    Error::bad_input(&config_path, e.line(), format!("invalid JSON: {e}"))
+                })?,
+            )
         } else {
             None
         };
@@ -185,23 +187,24 @@ impl Tokenizer {
         Ok(Self::with_inferred_specials(inner, None))
     }
 
-    fn with_inferred_specials(inner: tokenizers::Tokenizer, config: Option<&Value>) -> Self {
-        let from_config = |key: &str| -> Option<u32> {
-            let v = config?.get(key)?;
-            let name = v.as_str().or_else(|| v.get("content")?.as_str())?;
-            inner.token_to_id(name)
+    fn with_inferred_specials(
+        inner: tokenizers::Tokenizer,
+        config: Option<&TokenizerConfigJson>,
+    ) -> Self {
+        let from_config = |pick: fn(&TokenizerConfigJson) -> &Option<SpecialToken>| {
+            inner.token_to_id(pick(config?).as_ref()?.name()?)
         };
         let first_id = |names: &[&str]| names.iter().find_map(|n| inner.token_to_id(n));
         let template_bos = template_leading_token(&inner);
-        let bos = from_config("bos_token")
+        let bos = from_config(|c| &c.bos_token)
             .or(template_bos)
             .or_else(|| first_id(&["<s>", "<|begin_of_text|>", "<bos>"]));
-        let eos = from_config("eos_token")
+        let eos = from_config(|c| &c.eos_token)
             .or_else(|| first_id(&["</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<eos>"]));
-        let unk = from_config("unk_token").or_else(|| first_id(&["<unk>"]));
-        let pad = from_config("pad_token");
+        let unk = from_config(|c| &c.unk_token).or_else(|| first_id(&["<unk>"]));
+        let pad = from_config(|c| &c.pad_token);
         let add_bos = config
-            .and_then(|c| c.get("add_bos_token")?.as_bool())
+            .and_then(|c| c.add_bos_token)
             .unwrap_or(template_bos.is_some() && template_bos == bos);
         Tokenizer {
             inner,
@@ -535,24 +538,75 @@ impl Tokenizer {
     }
 }
 
+/// The keys of `tokenizer_config.json` recx reads (the file holds many more).
+#[derive(serde::Deserialize)]
+struct TokenizerConfigJson {
+    bos_token: Option<SpecialToken>,
+    eos_token: Option<SpecialToken>,
+    unk_token: Option<SpecialToken>,
+    pad_token: Option<SpecialToken>,
+    add_bos_token: Option<bool>,
+}
+
+/// A special token in `tokenizer_config.json`: its text, or an `AddedToken` object.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum SpecialToken {
+    Name(String),
+    Added {
+        content: String,
+    },
+    /// Anything else names no token.
+    Other(serde::de::IgnoredAny),
+}
+
+impl SpecialToken {
+    fn name(&self) -> Option<&str> {
+        match self {
+            SpecialToken::Name(n) | SpecialToken::Added { content: n } => Some(n),
+            SpecialToken::Other(_) => None,
+        }
+    }
+}
+
+/// The shape of a serialised post-processor that [`template_leading_token`] looks into.
+#[derive(serde::Deserialize)]
+#[serde(tag = "type")]
+enum PostProcessorJson {
+    TemplateProcessing {
+        single: Vec<TemplatePiece>,
+    },
+    Sequence {
+        processors: Vec<PostProcessorJson>,
+    },
+    #[serde(other)]
+    Other,
+}
+
+/// One piece of a `TemplateProcessing` template.
+#[derive(serde::Deserialize)]
+enum TemplatePiece {
+    SpecialToken { id: String },
+    Sequence {},
+}
+
 /// The first special token of a `TemplateProcessing` single template (the BOS it adds), if any.
 fn template_leading_token(inner: &tokenizers::Tokenizer) -> Option<u32> {
-    let processor = serde_json::to_value(inner.get_post_processor()?).ok()?;
-    let find_template = |v: &Value| -> Option<u32> {
-        if v.get("type")?.as_str()? != "TemplateProcessing" {
-            return None;
+    let value = serde_json::to_value(inner.get_post_processor()?).ok()?;
+    let processor: PostProcessorJson = serde_json::from_value(value).ok()?;
+    let find_template = |p: &PostProcessorJson| -> Option<u32> {
+        match p {
+            PostProcessorJson::TemplateProcessing { single } => match single.first()? {
+                TemplatePiece::SpecialToken { id } => inner.token_to_id(id),
+                TemplatePiece::Sequence {} => None,
+            },
+            _ => None,
         }
-        let first = v.get("single")?.as_array()?.first()?;
-        let id = first.get("SpecialToken")?.get("id")?.as_str()?;
-        inner.token_to_id(id)
     };
-    find_template(&processor).or_else(|| {
-        processor
-            .get("processors")?
-            .as_array()?
-            .iter()
-            .find_map(find_template)
-    })
+    match &processor {
+        PostProcessorJson::Sequence { processors } => processors.iter().find_map(find_template),
+        p => find_template(p),
+    }
 }
 
 fn check_gguf_lengths(v: &GgufVocab) -> Result<()> {

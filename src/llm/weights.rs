@@ -385,21 +385,19 @@ impl SafetensorsSource {
     }
 }
 
+/// The part of `model.safetensors.index.json` recx reads: tensor name -> shard file.
+#[derive(serde::Deserialize)]
+struct SafetensorsIndex {
+    weight_map: std::collections::BTreeMap<String, String>,
+}
+
 /// The distinct shard files named by a `model.safetensors.index.json`.
 fn shard_files(index_path: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index_path).at(index_path)?;
-    let v: serde_json::Value = serde_json::from_str(&text)
+    let index: SafetensorsIndex = serde_json::from_str(&text)
         .map_err(|e| Error::bad_input(index_path, e.line(), e.to_string()))?;
-    let map = v
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| Error::model_file(index_path, "key `weight_map` is missing"))?;
     let dir = index_path.parent().unwrap_or(Path::new("."));
-    let mut shards: Vec<PathBuf> = map
-        .values()
-        .map(|f| f.as_str().map(|f| dir.join(f)))
-        .collect::<Option<_>>()
-        .ok_or_else(|| Error::model_file(index_path, "weight_map values must be file names"))?;
+    let mut shards: Vec<PathBuf> = index.weight_map.values().map(|f| dir.join(f)).collect();
     shards.sort();
     shards.dedup();
     Ok(shards)

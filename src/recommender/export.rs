@@ -1,5 +1,7 @@
 //! The stage's exports for later stages: the top files (spec §1.6), `sim_item.txt` (§1.7) and
-//! embedding tables as safetensors.
+//! embedding tables as safetensors. The names of the files in the stage's folder and the
+//! readers and writers of their formats live here (and in [`super::top_file`]) only: the stage
+//! writes and later stages read through them, so a name or a format is spelled once.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,6 +13,16 @@ use safetensors::tensor::TensorView;
 
 use super::top_file::TopLine;
 use crate::error::{Error, IoContext, Result};
+
+/// File names inside the stage's artifact folder.
+pub const MODEL_CONFIG: &str = "model.json";
+pub const MODEL_WEIGHTS: &str = "model.safetensors";
+pub const ITEM_EMBEDDINGS: &str = "item_embeddings.safetensors";
+pub const USER_EMBEDDINGS: &str = "user_embeddings.safetensors";
+pub const TRAIN_TOP: &str = "train_top.txt";
+pub const TEST_TOP: &str = "test_top.txt";
+pub const SIM_ITEM: &str = "sim_item.txt";
+pub const SUMMARY: &str = "summary.json";
 
 /// The `times` lines of §1.6 for one (user, target) pair, from the model's scores over all item
 /// rows (index 0 = padding). `history` (the items before the target) and padding are excluded.
@@ -109,6 +121,39 @@ pub fn write_sim_items(path: &Path, pairs: &[(u32, u32)]) -> Result<()> {
     std::fs::write(path, text).at(path)
 }
 
+/// Reads what [`write_sim_items`] wrote; a malformed line fails with file:line.
+pub fn read_sim_items(path: &Path) -> Result<Vec<(u32, u32)>> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    parse_sim_items(path, &text)
+}
+
+fn parse_sim_items(path: &Path, text: &str) -> Result<Vec<(u32, u32)>> {
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ids: Vec<&str> = line.split('\t').collect();
+        let parsed = match ids.as_slice() {
+            [i, j] => i
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .zip(j.trim().parse::<u32>().ok()),
+            _ => None,
+        };
+        let pair = parsed.ok_or_else(|| {
+            Error::bad_input(
+                path,
+                n + 1,
+                format!("expected two tab-separated item ids, found {line:?}"),
+            )
+        })?;
+        pairs.push(pair);
+    }
+    Ok(pairs)
+}
+
 /// Writes one f32 matrix `[rows, cols]` under `name` as a safetensors file.
 pub fn write_matrix(path: &Path, name: &str, data: &[f32], rows: usize, cols: usize) -> Result<()> {
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -153,6 +198,17 @@ pub fn export_rng(seed: u64) -> ChaCha8Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sim_items_round_trip_and_a_bad_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SIM_ITEM);
+        write_sim_items(&path, &[(1, 2), (2, 1)]).unwrap();
+        assert_eq!(read_sim_items(&path).unwrap(), vec![(1, 2), (2, 1)]);
+        let p = Path::new(SIM_ITEM);
+        let err = parse_sim_items(p, "1\t2\n3 4\n").unwrap_err().to_string();
+        assert!(err.starts_with("sim_item.txt:2:"), "{err}");
+    }
 
     #[test]
     fn top_lines_follow_the_rules() {

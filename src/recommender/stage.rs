@@ -10,30 +10,24 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::export::{export_rng, sim_items, top_lines, write_matrix, write_sim_items};
+use super::export::{
+    ITEM_EMBEDDINGS, MODEL_CONFIG, MODEL_WEIGHTS, SIM_ITEM, SUMMARY, TEST_TOP, TRAIN_TOP,
+    USER_EMBEDDINGS, export_rng, sim_items, top_lines, write_matrix, write_sim_items,
+};
 use super::metrics::{mean_metrics, metric, metric_values, rank_of};
 use super::mf::{Mf, MfConfig};
 use super::model::RecModel;
 use super::samples::{Example, Examples, Query};
 use super::sasrec::{SasRec, SasRecConfig};
 use super::top_file::{TopLine, top1_concentration, write_top_file};
-use super::train::{TrainOutcome, TrainReport, evaluate, for_each_score_row, seeded_init, train};
+use super::train::{TrainOutcome, TrainReport, evaluate, for_each_score_row, train};
 use super::{ModelKind, ResolvedRecommender};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::llm::BackendTask;
 use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
 use crate::spec::RawSpec;
-
-/// File names inside the stage's artifact folder.
-pub const MODEL_CONFIG: &str = "model.json";
-pub const MODEL_WEIGHTS: &str = "model.safetensors";
-pub const ITEM_EMBEDDINGS: &str = "item_embeddings.safetensors";
-pub const USER_EMBEDDINGS: &str = "user_embeddings.safetensors";
-pub const TRAIN_TOP: &str = "train_top.txt";
-pub const TEST_TOP: &str = "test_top.txt";
-pub const SIM_ITEM: &str = "sim_item.txt";
-pub const SUMMARY: &str = "summary.json";
+use crate::training::seeded_init;
 
 /// The model architecture as saved next to the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -82,7 +82,7 @@ fn compare_metric(metric: &str, a: &RunData, b: &RunData, opts: &ReportOptions) 
         return c;
     }
     c.paired_delta = Some(stats::mean(&xb) - stats::mean(&xa));
-    let seed = opts.seed ^ a.seed.rotate_left(17) ^ b.seed;
+    let seed = crate::seed::derive(opts.seed, "report.compare", &[a.seed, b.seed]);
     match paired_tests(&xa, &xb, opts.permutation_resamples, seed) {
         Ok(tests) => c.tests = tests,
         Err(e) => c.note = Some(e.to_string()),

@@ -2,34 +2,31 @@
 //! token-weighted gradient accumulation, validation after every epoch (overall and per task, as
 //! the original's per-type eval sets), and a checkpoint after every epoch.
 //!
-//! Resuming: the stage's `checkpoints/` folder survives an interrupted attempt. It holds the
-//! last finished epoch's model and optimizer (`model-<e>.bin`, `optim-<e>.bin`), the best epoch's inference weights and `state.json` (the
-//! epoch reached and every measurement so far, replayed into the recorder on resume). Each step
-//! reseeds the backend RNG (LoRA dropout) from (seed, epoch, step) and each epoch's shuffle comes
-//! from (seed, epoch), so a resumed run continues exactly as the uninterrupted one would.
+//! Resuming: the stage's `checkpoints/` folder survives an interrupted attempt. It holds what
+//! [`crate::training::Checkpoints`] writes: the last finished epoch's model and optimizer, the
+//! best epoch's inference weights and `state.json` (the epoch reached and every measurement so
+//! far, replayed into the recorder on resume). Each step reseeds the backend RNG (LoRA dropout)
+//! and each epoch's shuffle comes from its own stream ([`crate::training`]), so a resumed run
+//! continues exactly as the uninterrupted one would.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder as _};
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::aligned::{AlignedModel, RecFeatures};
 use super::samples::Sample;
 use super::{TrainSection, linear_schedule};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::llm::batching::length_sorted_batches;
 use crate::pipeline::{Progress, Recorder, check_cancel};
-use crate::recommender::train::{BACKEND_RNG, adamw, clip_global_norm, mix};
-
-type FileRec = BinFileRecorder<FullPrecisionSettings>;
+use crate::training::{
+    Checkpoints, TrainingState, adamw, clip_global_norm, epoch_order, lock_backend_rng, seed_step,
+};
 
 /// Samples with the recommender vectors behind their placeholders.
 #[derive(Clone, Copy)]
@@ -63,7 +60,6 @@ struct EpochRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct FitState {
-    key: String,
     epoch: usize,
     step: usize,
     best_epoch: usize,
@@ -71,6 +67,15 @@ struct FitState {
     epochs: Vec<EpochRecord>,
     /// (step, loss, lr) of every optimizer step so far.
     steps: Vec<(usize, f64, f64)>,
+}
+
+impl TrainingState for FitState {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+    fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
 }
 
 /// Token-weighted loss and accuracy accumulated over batches.
@@ -216,28 +221,17 @@ pub fn fit<B: AutodiffBackend>(
     recorder: &mut dyn Recorder,
     progress: &Progress,
 ) -> Result<(AlignedModel<B::InnerBackend>, usize)> {
-    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = lock_backend_rng();
     let (train, train_features) = (train_split.samples, &train_split.features);
     let (valid, valid_features) = (valid_split.samples, &valid_split.features);
     let section = s.section;
     let micro = section.micro_batch_size;
-    let dir = &s.checkpoints;
-    std::fs::create_dir_all(dir).at(dir)?;
     let device = model.llm.device();
-    let rec = FileRec::new();
-    let mut optim = adamw::<B, AlignedModel<B>>();
-    let mut model = model;
-    let mut state = match read_state(dir, &s.key)? {
+    let ckpt = Checkpoints::open(&s.checkpoints, &s.key)?;
+    let (resumed, mut model, mut optim) =
+        ckpt.resume::<FitState, B, _, _>(model, adamw::<B, AlignedModel<B>>(), &device)?;
+    let mut state = match resumed {
         Some(state) => {
-            let path = dir.join(format!("model-{}.bin", state.epoch));
-            model = model
-                .load_file(&path, &rec, &device)
-                .map_err(|e| Error::model_file(&path, e.to_string()))?;
-            let path = dir.join(format!("optim-{}.bin", state.epoch));
-            let record = rec
-                .load(path.clone(), &device)
-                .map_err(|e| Error::model_file(&path, e.to_string()))?;
-            optim = optim.load_record(record);
             progress.println(format!(
                 "resuming alignment training after epoch {}",
                 state.epoch
@@ -247,9 +241,8 @@ pub fn fit<B: AutodiffBackend>(
         None => {
             let first = validate(&model.valid(), valid, valid_features, micro, 0)?;
             ensure_finite("the validation loss before training", first.loss)?;
-            save_atomic(&model.valid(), dir, "best", &rec)?;
+            ckpt.save_best::<B::InnerBackend, _>(&model.valid(), 0)?;
             FitState {
-                key: s.key.clone(),
                 epoch: 0,
                 step: 0,
                 best_epoch: 0,
@@ -274,12 +267,11 @@ pub fn fit<B: AutodiffBackend>(
     bar.set_position(state.step as u64);
     while state.epoch < s.epochs {
         let epoch = state.epoch + 1;
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(s.seed, epoch as u64, 0)));
+        let order = epoch_order(train.len(), s.seed, epoch);
         let mut epoch_loss = 0.0;
         for (k, batch) in order.chunks(section.batch_size).enumerate() {
             check_cancel()?;
-            B::seed(&device, mix(s.seed, epoch as u64, k as u64 + 1));
+            seed_step::<B>(&device, s.seed, epoch, k);
             let lr = linear_schedule(state.step, warmup, total, section.lr);
             let parts = micro_batches(batch, train, micro);
             let (next, batch_loss) = train_step(
@@ -316,82 +308,15 @@ pub fn fit<B: AutodiffBackend>(
         if valid.is_empty() || r.loss < state.best_loss {
             state.best_loss = r.loss;
             state.best_epoch = epoch;
-            save_atomic(&model.valid(), dir, "best", &rec)?;
+            ckpt.save_best::<B::InnerBackend, _>(&model.valid(), epoch)?;
         }
         state.epochs.push(r);
         state.epoch = epoch;
-        write_checkpoint(dir, &state, &model, &optim, &rec)?;
+        ckpt.save::<_, B, _, _>(&state, &model, &optim)?;
     }
     bar.finish_and_clear();
     recorder.scalar("valid_loss", state.best_loss);
     recorder.scalar("valid_ppl", state.best_loss.exp());
-    let path = dir.join("best.bin");
-    let best = model
-        .valid()
-        .load_file(&path, &rec, &device)
-        .map_err(|e| Error::model_file(&path, e.to_string()))?;
+    let best = ckpt.load_best::<B::InnerBackend, _>(model.valid(), state.best_epoch, &device)?;
     Ok((best, state.best_epoch))
-}
-
-/// Saves `module` as `dir/<name>.bin` through a temporary file and a rename.
-fn save_atomic<B: Backend, M: Module<B>>(
-    module: &M,
-    dir: &Path,
-    name: &str,
-    rec: &FileRec,
-) -> Result<()> {
-    let tmp = dir.join(format!("{name}-tmp"));
-    module
-        .clone()
-        .save_file(&tmp, rec)
-        .map_err(|e| Error::model_file(&tmp, e.to_string()))?;
-    let (from, to) = (tmp.with_extension("bin"), dir.join(format!("{name}.bin")));
-    std::fs::rename(&from, &to).at(&to)
-}
-
-fn state_path(dir: &Path) -> PathBuf {
-    dir.join("state.json")
-}
-
-fn read_state(dir: &Path, key: &str) -> Result<Option<FitState>> {
-    let path = state_path(dir);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).at(&path)?;
-    let state: FitState =
-        serde_json::from_str(&text).map_err(|e| Error::model_file(&path, e.to_string()))?;
-    Ok((state.key == key).then_some(state))
-}
-
-/// Model and optimizer of the finished epoch, then the state file that points at them.
-fn write_checkpoint<B: AutodiffBackend, O: Optimizer<AlignedModel<B>, B>>(
-    dir: &Path,
-    state: &FitState,
-    model: &AlignedModel<B>,
-    optim: &O,
-    rec: &FileRec,
-) -> Result<()> {
-    let epoch = state.epoch;
-    save_atomic(model, dir, &format!("model-{epoch}"), rec)?;
-    let tmp = dir.join("optim-tmp");
-    rec.record(optim.to_record(), tmp.clone())
-        .map_err(|e| Error::model_file(&tmp, e.to_string()))?;
-    let to = dir.join(format!("optim-{epoch}.bin"));
-    std::fs::rename(tmp.with_extension("bin"), &to).at(&to)?;
-    let tmp = dir.join("state.json.tmp");
-    let text = serde_json::to_string_pretty(state).expect("state serialises");
-    std::fs::write(&tmp, text).at(&tmp)?;
-    std::fs::rename(&tmp, state_path(dir)).at(state_path(dir))?;
-    // Only now is the previous epoch's pair unreferenced.
-    for name in [
-        format!("model-{}.bin", epoch - 1),
-        format!("optim-{}.bin", epoch - 1),
-    ] {
-        let old = dir.join(name);
-        if old.exists() {
-            std::fs::remove_file(&old).at(&old)?;
-        }
-    }
-    Ok(())
 }

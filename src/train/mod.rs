@@ -38,9 +38,9 @@ use crate::llm::lora::{LoraConfig, LoraTarget, attach_lora, count_params, merge_
 use crate::llm::{LlamaModel, save_hf};
 use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
 use crate::pipeline::{Stage, StageContext, StageKind};
-use crate::recommender::train::seeded_init;
 use crate::recommender::{Query, TrainedRecommender};
 use crate::spec::{RawSpec, SeedSetting, Validate, Validator, limits};
+use crate::training::seeded_init;
 
 /// Sub-folder holding the aligned LLM.
 pub const MODEL_DIR: &str = "model";
@@ -495,11 +495,15 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
     let out = ctx.out_dir().to_path_buf();
 
-    let train_records = subsample(read_split(&align_dir, "train")?, section.max_records, seed);
+    let train_records = subsample(
+        read_split(&align_dir, "train")?,
+        section.max_records,
+        crate::seed::derive(seed, "train.records", &[0]),
+    );
     let valid_records = subsample(
         read_split(&align_dir, "valid")?,
         section.valid_records,
-        seed,
+        crate::seed::derive(seed, "train.records", &[1]),
     );
     let template = ChatTemplate::new(spec.llm.template);
     let spinner = ctx.progress.spinner("loading the base model");

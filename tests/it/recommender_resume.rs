@@ -7,11 +7,12 @@ use std::path::Path;
 use burn::backend::{Autodiff, Flex};
 use recx::pipeline::{Measurements, Progress, StageContext};
 use recx::recommender::synthetic::successor_ring;
-use recx::recommender::train::{TrainOutcome, TrainReport, seeded_init, train};
+use recx::recommender::train::{TrainOutcome, TrainReport, train};
 use recx::recommender::{
     Examples, RecommenderSection, SasRecConfig, TrainSettings, run_recommender,
 };
 use recx::spec::RawSpec;
+use recx::training::seeded_init;
 
 type B = Autodiff<Flex>;
 

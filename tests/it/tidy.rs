@@ -20,10 +20,19 @@ const STAGE_ORDER: [&str; 7] = [
 ];
 
 /// Modules several stages share; they must not depend on any stage.
-const SHARED_MODULES: [&str; 6] = ["llm", "llm_stage", "openai", "stats", "hash", "fsutil"];
+const SHARED_MODULES: [&str; 8] = [
+    "llm",
+    "llm_stage",
+    "openai",
+    "stats",
+    "hash",
+    "fsutil",
+    "training",
+    "seed",
+];
 
 /// The tests below that ARCHITECTURE.md's `Invariant:` lines name.
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 9] = [
     "sled_stays_in_store",
     "plotters_stays_in_figures",
     "stages_use_no_later_stage",
@@ -31,6 +40,8 @@ const CHECKS: [&str; 7] = [
     "report_reads_no_store",
     "stats_is_pure",
     "integration_tests_are_one_binary",
+    "typed_configs_are_structs",
+    "sub_seeds_come_from_seed_rs",
 ];
 
 fn root() -> &'static Path {
@@ -390,6 +401,53 @@ fn integration_tests_are_one_binary() {
         }
     }
     assert_none("integration_tests_are_one_binary", broken);
+}
+
+/// What parses JSON into an untyped `serde_json::Value` (and so reads it with getters).
+const VALUE_PARSES: [&str; 7] = [
+    "::<Value>",
+    "::<serde_json::Value>",
+    ": Value = serde_json::from",
+    ": serde_json::Value = serde_json::from",
+    ": Value = serde_json::to_value",
+    ": serde_json::Value = serde_json::to_value",
+    ".as_object()",
+];
+
+#[test]
+fn typed_configs_are_structs() {
+    let mut broken = Vec::new();
+    for s in sources().into_iter().filter(|s| s.module() == "llm") {
+        for (n, line) in s.code.lines().enumerate() {
+            if let Some(p) = VALUE_PARSES.iter().find(|p| line.contains(*p)) {
+                broken.push(format!("src/{}:{}: `{p}`", s.path, n + 1));
+            }
+        }
+    }
+    assert_none("typed_configs_are_structs", broken);
+}
+
+#[test]
+fn sub_seeds_come_from_seed_rs() {
+    let mut broken = Vec::new();
+    for s in sources().into_iter().filter(|s| s.path != "seed.rs") {
+        let code = s.code.replace(char::is_whitespace, "");
+        let patterns = [
+            "set_stream(",
+            "seed^",
+            "^seed",
+            "seed+",
+            "seed*",
+            "seed.wrapping_",
+            "seed.rotate_",
+        ];
+        for p in patterns {
+            if code.contains(p) {
+                broken.push(format!("src/{} derives a seed with `{p}`", s.path));
+            }
+        }
+    }
+    assert_none("sub_seeds_come_from_seed_rs", broken);
 }
 
 #[test]

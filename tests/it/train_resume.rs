@@ -11,11 +11,11 @@ use recx::error::Error;
 use recx::llm::chat::{ChatTemplate, TemplateName};
 use recx::llm::tokenizer::Tokenizer;
 use recx::pipeline::{CancelToken, Measurements, Progress, Recorder, cancel_scope};
-use recx::recommender::train::seeded_init;
 use recx::train::fit::{FitSettings, Split, fit};
 use recx::train::{
     AlignedModel, Connector, RecFeatures, Sample, SampleBuilder, TrainSection, build_samples,
 };
+use recx::training::seeded_init;
 
 type B = Autodiff<Flex>;
 const DIM: usize = 4;
