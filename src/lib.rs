@@ -6,7 +6,8 @@
 //! `train`, `eval`, `explain`, `judge`. What several stages share sits beside them: `llm` (the
 //! LLM core), `llm_stage` (the LLM stages' device dispatch and subsampling), `openai` (the chat
 //! client of the judge and the user summaries). `stats` holds the statistics and touches
-//! neither TOML nor sled.
+//! neither TOML nor sled. `serve` is `recx serve`, the OpenAI-compatible server, and the one
+//! place recx listens on the network.
 
 pub mod alignment;
 pub mod data;
@@ -36,5 +37,6 @@ pub mod merge;
 pub mod plan;
 pub mod provenance;
 pub mod runner;
+pub mod serve;
 pub mod store;
 pub mod sweep;

@@ -23,9 +23,10 @@ const STAGE_ORDER: [&str; 7] = [
 const SHARED_MODULES: [&str; 6] = ["llm", "llm_stage", "openai", "stats", "hash", "fsutil"];
 
 /// The tests below that ARCHITECTURE.md's `Invariant:` lines name.
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 8] = [
     "sled_stays_in_store",
     "plotters_stays_in_figures",
+    "only_serve_listens",
     "stages_use_no_later_stage",
     "shared_modules_use_no_stage",
     "report_reads_no_store",
@@ -276,6 +277,21 @@ fn plotters_stays_in_figures() {
         .map(|s| s.path)
         .collect();
     assert_none("plotters_stays_in_figures", broken);
+}
+
+#[test]
+fn only_serve_listens() {
+    let broken = sources()
+        .into_iter()
+        .filter(|s| {
+            s.path != "serve.rs"
+                && ["axum", "TcpListener", "UdpSocket"]
+                    .iter()
+                    .any(|w| s.names(w))
+        })
+        .map(|s| s.path)
+        .collect();
+    assert_none("only_serve_listens", broken);
 }
 
 #[test]
