@@ -64,6 +64,8 @@ pub enum Command {
     Llm(crate::llm::cli::LlmArgs),
     /// Fetch or locate pretrained assets (models) in the local cache.
     Assets(crate::llm::cli::AssetsArgs),
+    /// Serve a model over an OpenAI-compatible chat-completions API (Ctrl-C stops).
+    Serve(ServeArgs),
     /// Check the store's database against its folders, or rebuild it from them.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -107,6 +109,38 @@ pub struct SweepArgs {
     pub worker_db: Option<PathBuf>,
 }
 
+/// `recx serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A GGUF file, an HF folder, `smollm2`, or the id (prefix) of a run in --store whose train
+    /// stage is done (its aligned model is served with its connectors).
+    pub model: String,
+    /// Address to listen on (keep 127.0.0.1 unless others must reach it).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port (0 = any free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The model id clients send (default: `smollm2`, the file stem, or `recx-RUN`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Chat template of a checkpoint (an aligned run brings its own).
+    #[arg(long, default_value = "chatml")]
+    pub template: String,
+    /// `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Require this environment variable's value as the API key (bearer or `api-key`).
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
+    /// Requests admitted at once (answering or queued); more get 429 with Retry-After.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// `max_tokens` of requests that set none.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     pub spec: PathBuf,
@@ -146,9 +180,13 @@ pub struct ExportArgs {
     pub ids: Vec<String>,
     #[arg(long)]
     pub experiment: Option<String>,
-    /// Output folder; writes runs.csv and runs.jsonl.
+    /// Output folder: runs.csv and runs.jsonl, or (mlflow) an MLflow file store.
     #[arg(long, default_value = "export")]
     pub out: PathBuf,
+    /// `table` (runs.csv + runs.jsonl) or `mlflow` (MLflow's file-store layout, for
+    /// `mlflow ui --backend-store-uri OUT`).
+    #[arg(long, default_value = "table", value_parser = ["table", "mlflow"])]
+    pub format: String,
 }
 
 /// Parses the arguments, sets up logging and Ctrl-C, and runs the command.
@@ -179,9 +217,15 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
         Command::Runs(RunsCommand::List { experiment }) => {
             cmd_runs_list(&open_store(&cli.store)?, experiment.as_deref()).map(|_| ok())
         }
-        Command::Runs(RunsCommand::Show { id }) => {
-            cmd_runs_show(&open_store(&cli.store)?, &id).map(|_| ok())
-        }
+        Command::Runs(RunsCommand::Show { id }) => match Store::open(&cli.store) {
+            Ok(store) => cmd_runs_show(&store, &id).map(|_| ok()),
+            // A running experiment holds the database; its files tell what it is doing.
+            Err(crate::Error::StoreLocked { .. }) => {
+                cmd_runs_show_files(&cli.store, &id).map(|_| ok())
+            }
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("opening the store at {}", cli.store.display()))),
+        },
         Command::Runs(RunsCommand::Rm { id }) => {
             let store = open_store(&cli.store)?;
             let run = store.find_run(&id)?;
@@ -205,6 +249,7 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
             .map(|_| ok())
             .map_err(Into::into),
         Command::Sweep(args) => crate::cli_sweep::cmd_sweep(&cli.store, &args, progress),
+        Command::Serve(args) => cmd_serve(&cli.store, &args).map(|_| ok()),
         Command::Store(StoreCommand::Check) => {
             let report = crate::store::repair::check(&cli.store)
                 .with_context(|| format!("checking the store at {}", cli.store.display()))?;
@@ -286,6 +331,42 @@ fn cmd_run(root: &Path, args: &RunArgs, progress: &Progress) -> Result<std::proc
     }
     store.flush()?;
     Ok(std::process::ExitCode::from(code))
+}
+
+fn cmd_serve(root: &Path, args: &ServeArgs) -> Result<()> {
+    use crate::serve::{ModelSource, ServeConfig, Server};
+    let template = args
+        .template
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--template: {e}"))?;
+    let (source, default_name) = ModelSource::resolve(&args.model, template, root)?;
+    let api_key = match &args.api_key_env {
+        None => None,
+        Some(var) => Some(std::env::var(var).with_context(|| {
+            format!("--api-key-env: the environment variable {var} is not set")
+        })?),
+    };
+    let config = ServeConfig {
+        source,
+        name: args.name.clone().unwrap_or(default_name),
+        addr: std::net::SocketAddr::new(args.host, args.port),
+        api_key,
+        concurrency: args.concurrency,
+        device: args.device.parse()?,
+        default_max_tokens: args.max_tokens,
+    };
+    let server = Server::start(config)?;
+    // Scripts wait for this line (the port may have been chosen by the system).
+    println!(
+        "serving {} at {} (Ctrl-C stops)",
+        server.model_name(),
+        server.base_url()
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    server.wait()?;
+    println!("server stopped");
+    Ok(())
 }
 
 fn cmd_check(root: &Path, spec: &Path) -> Result<()> {
@@ -392,11 +473,70 @@ fn cmd_runs_list(store: &Store, experiment: Option<&str>) -> Result<()> {
 
 fn cmd_runs_show(store: &Store, id: &str) -> Result<()> {
     let r = store.find_run(id)?;
+    let status = status_label(store, &r)?;
+    let stage_state = |hash: &str| -> Result<String> {
+        Ok(match store.stage(hash)? {
+            Some(s) => format!("done, {}", s.artifact_dir),
+            None => "not done".into(),
+        })
+    };
+    print_run(store.root(), &r, &status, &stage_state)
+}
+
+/// `recx runs show` while another process holds the database: the run's `run.json` copy and
+/// its live status file.
+fn cmd_runs_show_files(root: &Path, id: &str) -> Result<()> {
+    let runs_dir = root.join("runs");
+    let mut matches = Vec::new();
+    for entry in
+        std::fs::read_dir(&runs_dir).with_context(|| format!("reading {}", runs_dir.display()))?
+    {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let file = path.join(crate::store::repair::RUN_FILE);
+        if name.starts_with(id) && file.is_file() {
+            matches.push(file);
+        }
+    }
+    let file = match matches.as_slice() {
+        [one] => one,
+        [] => bail!("no run {id:?} under {}", runs_dir.display()),
+        _ => bail!(
+            "run id prefix {id:?} is ambiguous ({} runs match); give more digits",
+            matches.len()
+        ),
+    };
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let r: RunRecord =
+        serde_json::from_slice(&text).with_context(|| format!("reading {}", file.display()))?;
+    println!("(the store is in use by a running recx process; showing the run's files)");
+    let stage_state = |hash: &str| -> Result<String> {
+        let done = r
+            .stages
+            .iter()
+            .find(|(_, h)| h == hash)
+            .map(|(kind, h)| root.join("artifacts").join(kind).join(h))
+            .is_some_and(|d| d.join(crate::store::repair::STAGE_FILE).is_file());
+        Ok(if done { "done" } else { "not done" }.into())
+    };
+    print_run(root, &r, &r.status.to_string(), &stage_state)
+}
+
+fn print_run(
+    root: &Path,
+    r: &RunRecord,
+    status: &str,
+    stage_state: &dyn Fn(&str) -> Result<String>,
+) -> Result<()> {
     let p = &r.provenance;
     println!("run         {}", r.run_id);
     println!("experiment  {}", r.experiment);
     println!("seed        {}", r.seed);
-    println!("status      {}", status_label(store, &r)?);
+    println!("status      {status}");
     if let Some(e) = &r.error {
         println!("error       {e}");
     }
@@ -429,19 +569,46 @@ fn cmd_runs_show(store: &Store, id: &str) -> Result<()> {
         r.started_at.map(|t| t.to_rfc3339()).unwrap_or_default()
     );
     println!("duration    {}", format_duration(r.duration_secs()));
+    if r.status == crate::store::RunStatus::Running {
+        print_live(root, &r.run_id)?;
+    }
     println!("stages:");
     for (kind, hash) in &r.stages {
-        let rec = store.stage(hash)?;
-        let state = match &rec {
-            Some(s) => format!("done, {}", s.artifact_dir),
-            None => "not done".into(),
-        };
-        println!("  {kind:<16} {}  {state}", short(hash));
+        println!("  {kind:<16} {}  {}", short(hash), stage_state(hash)?);
     }
     println!(
         "log         {}",
-        store.run_dir(&r.run_id).join("log.txt").display()
+        root.join("runs").join(&r.run_id).join("log.txt").display()
     );
+    Ok(())
+}
+
+/// The running stage and its bars, from the run's live status file.
+fn print_live(root: &Path, run_id: &str) -> Result<()> {
+    let Some(live) = crate::runner::read_live(root, run_id)? else {
+        println!("live        (no live status: the run's process is not writing one)");
+        return Ok(());
+    };
+    let now = chrono::Utc::now();
+    let age = (now - live.updated_at).num_seconds();
+    let stale = if age > 30 {
+        format!(
+            " (not updated for {age}s: the process {} may have died)",
+            live.pid
+        )
+    } else {
+        String::new()
+    };
+    match (&live.stage, live.stage_started_at) {
+        (Some(stage), Some(at)) => println!(
+            "live        stage {stage}, running for {}{stale}",
+            format_duration(Some((now - at).num_milliseconds() as f64 / 1000.0))
+        ),
+        _ => println!("live        between stages{stale}"),
+    }
+    for bar in &live.bars {
+        println!("            {bar}");
+    }
     Ok(())
 }
 
@@ -487,6 +654,19 @@ fn cmd_export(store: &Store, args: &ExportArgs) -> Result<()> {
             .map(|id| store.find_run(id))
             .collect::<crate::Result<_>>()?
     };
+    if args.format == "mlflow" {
+        let w = crate::export::mlflow::write(store, &runs, &args.out)?;
+        println!(
+            "exported {} runs of {} experiments ({} metrics) to the MLflow store {}; browse with \
+             `mlflow ui --backend-store-uri {}`",
+            w.runs,
+            w.experiments,
+            w.metrics,
+            args.out.display(),
+            args.out.display()
+        );
+        return Ok(());
+    }
     let rows = crate::export::rows(store, &runs)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

@@ -7,7 +7,8 @@
 //! LLM core), `llm_stage` (the LLM stages' device dispatch and subsampling), `openai` (the chat
 //! client of the judge and the user summaries), `training` (optimizer, clipping, random streams
 //! and checkpoints of every trainer), `seed` (the one sub-seed derivation). `stats` holds the
-//! statistics and touches neither TOML nor sled.
+//! statistics and touches neither TOML nor sled. `serve` is `recx serve`, the OpenAI-compatible
+//! server, and the one place recx listens on the network.
 
 pub mod alignment;
 pub mod data;
@@ -39,5 +40,6 @@ pub mod merge;
 pub mod plan;
 pub mod provenance;
 pub mod runner;
+pub mod serve;
 pub mod store;
 pub mod sweep;

@@ -7,6 +7,12 @@
 //! the store's response cache under a hash of the whole request, so rerunning or resuming never
 //! pays twice.
 //!
+//! Two protocols: plain OpenAI (`{base_url}/chat/completions`, `Authorization: Bearer KEY`), which
+//! `recx serve`, vLLM and most local servers speak too, and Azure OpenAI, as the original rates
+//! with GPT-4 on Azure (spec §6): `{endpoint}/openai/deployments/{deployment}/chat/completions
+//! ?api-version=…` with the key in an `api-key` header. An empty `api_key_env` sends no key (a
+//! local server that checks none).
+//!
 //! Requests go through `reqwest` directly rather than async-openai's client, because that client
 //! retries on its own and hides what a careful caller needs: the status code (a 401 must fail at
 //! once, not be retried), the `Retry-After` header, and a per-request timeout. Here every request
@@ -23,7 +29,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
 use rand::Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -36,7 +42,9 @@ pub struct Endpoint {
     pub model: String,
     /// Base URL (e.g. `http://localhost:8000/v1`); empty = the OpenAI default.
     pub base_url: String,
-    /// Name of the environment variable holding the API key.
+    /// An Azure OpenAI deployment instead of `base_url` (which must then be empty).
+    pub azure: Option<Azure>,
+    /// Name of the environment variable holding the API key; empty = send no key.
     pub api_key_env: String,
     pub temperature: f64,
     pub max_tokens: usize,
@@ -48,13 +56,100 @@ pub struct Endpoint {
     pub timeout_s: f64,
 }
 
+/// An Azure OpenAI deployment (`[judge.azure]`): the resource endpoint, the deployment name and
+/// the API version; requests carry the key in an `api-key` header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Azure {
+    /// The resource endpoint, e.g. `https://my-resource.openai.azure.com`.
+    pub endpoint: String,
+    /// The deployment name (Azure routes by it; the request's `model` is ignored there).
+    pub deployment: String,
+    /// e.g. `2024-10-21` or `2024-08-01-preview`.
+    pub api_version: String,
+}
+
+impl Azure {
+    /// The chat-completions URL of the deployment.
+    pub fn url(&self) -> String {
+        format!(
+            "{}/openai/deployments/{}/chat/completions?api-version={}",
+            self.endpoint.trim_end_matches('/'),
+            self.deployment,
+            self.api_version
+        )
+    }
+
+    /// Problems with the settings, as `(key, message)` for the spec's validator.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !(self.endpoint.starts_with("https://") || self.endpoint.starts_with("http://")) {
+            out.push((
+                "endpoint",
+                format!(
+                    "{:?} is not an http(s) URL (e.g. https://my-resource.openai.azure.com)",
+                    self.endpoint
+                ),
+            ));
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !name_ok(&self.deployment) {
+            out.push((
+                "deployment",
+                format!(
+                    "{:?} is not a deployment name (letters, digits, `-`, `_`, `.`)",
+                    self.deployment
+                ),
+            ));
+        }
+        let version_ok = self.api_version.len() >= 10
+            && self.api_version[..10].chars().enumerate().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+            && name_ok(&self.api_version);
+        if !version_ok {
+            out.push((
+                "api_version",
+                format!(
+                    "{:?} is not an Azure API version (YYYY-MM-DD, optionally -preview)",
+                    self.api_version
+                ),
+            ));
+        }
+        out
+    }
+}
+
 impl Endpoint {
     /// The endpoint as messages name it.
-    fn name(&self) -> &str {
-        if self.base_url.is_empty() {
-            "the OpenAI API"
-        } else {
-            &self.base_url
+    fn name(&self) -> String {
+        match &self.azure {
+            Some(a) => format!("Azure deployment {} at {}", a.deployment, a.endpoint),
+            None if self.base_url.is_empty() => "the OpenAI API".into(),
+            None => self.base_url.clone(),
+        }
+    }
+
+    /// The chat-completions URL requests go to.
+    pub fn url(&self) -> String {
+        match &self.azure {
+            Some(a) => a.url(),
+            None => {
+                let base = if self.base_url.is_empty() {
+                    OPENAI_BASE
+                } else {
+                    self.base_url.trim_end_matches('/')
+                };
+                format!("{base}/chat/completions")
+            }
         }
     }
 }
@@ -72,14 +167,19 @@ const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// The cache key of one request: everything that shapes the answer, never the API key.
 pub fn request_key(section: &Endpoint, system: Option<&str>, prompt: &str) -> String {
-    hash_json(&json!({
+    let mut key = json!({
         "model": section.model,
         "base_url": section.base_url,
         "temperature": section.temperature,
         "max_tokens": section.max_tokens,
         "system": system,
         "prompt": prompt,
-    }))
+    });
+    // Only Azure requests carry the deployment, so the keys of plain endpoints stay as they were.
+    if let Some(a) = &section.azure {
+        key["azure"] = json!(a);
+    }
+    hash_json(&key)
 }
 
 /// Answers for every prompt (after an optional system message), in order: cached ones from
@@ -200,7 +300,8 @@ async fn fetch(
 struct Connection {
     http: reqwest::Client,
     url: String,
-    key: String,
+    /// `None` when the endpoint is configured with no key.
+    key: Option<String>,
     section: Endpoint,
 }
 
@@ -238,28 +339,27 @@ struct ReplyMessage {
 impl Connection {
     /// A connection to `section`, with the key from the environment.
     fn new(section: &Endpoint) -> Result<Connection> {
-        let key = std::env::var(&section.api_key_env).map_err(|_| {
-            Error::Config(format!(
-                "judge.api_key_env: the environment variable {} is not set; the judge needs the \
-                 API key of {} there",
-                section.api_key_env,
-                section.name()
-            ))
-        })?;
+        let key = if section.api_key_env.is_empty() {
+            None
+        } else {
+            Some(std::env::var(&section.api_key_env).map_err(|_| {
+                Error::Config(format!(
+                    "judge.api_key_env: the environment variable {} is not set; the judge needs the \
+                     API key of {} there (set api_key_env = \"\" for a server that checks none)",
+                    section.api_key_env,
+                    section.name()
+                ))
+            })?)
+        };
         let timeout = Duration::from_secs_f64(section.timeout_s);
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
             .map_err(|e| Error::Config(format!("judge: cannot build the HTTP client: {e}")))?;
-        let base = if section.base_url.is_empty() {
-            OPENAI_BASE
-        } else {
-            section.base_url.trim_end_matches('/')
-        };
         Ok(Connection {
             http,
-            url: format!("{base}/chat/completions"),
+            url: section.url(),
             key,
             section: section.clone(),
         })
@@ -325,10 +425,13 @@ impl Connection {
             reason,
             retry_after: None,
         };
-        let response = self
-            .http
-            .post(&self.url)
-            .bearer_auth(&self.key)
+        let mut builder = self.http.post(&self.url);
+        builder = match (&self.key, &self.section.azure) {
+            (None, _) => builder,
+            (Some(key), Some(_)) => builder.header("api-key", key),
+            (Some(key), None) => builder.bearer_auth(key),
+        };
+        let response = builder
             .json(request)
             .send()
             .await
@@ -459,6 +562,32 @@ mod tests {
             answer_text(r#"{"choices": [{"message": {"content": "<score>C</score>"}}]}"#),
             Ok("<score>C</score>".into())
         );
+    }
+
+    #[test]
+    fn azure_settings_give_the_deployment_url_and_name_bad_values() {
+        let a = Azure {
+            endpoint: "https://res.openai.azure.com/".into(),
+            deployment: "gpt-4".into(),
+            api_version: "2024-10-21".into(),
+        };
+        assert!(a.problems().is_empty());
+        assert_eq!(
+            a.url(),
+            "https://res.openai.azure.com/openai/deployments/gpt-4/chat/completions?api-version=2024-10-21"
+        );
+        let preview = Azure {
+            api_version: "2024-08-01-preview".into(),
+            ..a.clone()
+        };
+        assert!(preview.problems().is_empty());
+        let bad = Azure {
+            endpoint: "res.openai.azure.com".into(),
+            deployment: "gpt 4".into(),
+            api_version: "latest".into(),
+        };
+        let keys: Vec<&str> = bad.problems().iter().map(|p| p.0).collect();
+        assert_eq!(keys, ["endpoint", "deployment", "api_version"]);
     }
 
     #[test]

@@ -190,12 +190,70 @@ pub fn check_cancel() -> Result<()> {
 /// Progress bars: live on a terminal; in a log (stderr redirected to a file, a Slurm job, CI)
 /// a plain line per running bar at most every [`LOG_PROGRESS_EVERY`], so a long stage is never
 /// silent there; nothing under `--quiet`.
+///
+/// Every handle also knows the stage being run and its live bars ([`Progress::snapshot`]), which
+/// the runner writes beside the run for `recx runs show` in another process.
 #[derive(Clone)]
 pub struct Progress {
     multi: MultiProgress,
     quiet: bool,
-    /// Log mode: the bars a reporter thread prints lines for.
-    logged: Option<Arc<Mutex<Vec<WeakProgressBar>>>>,
+    /// The bars created so far (finished ones are dropped as they are seen).
+    bars: Arc<Mutex<Vec<WeakProgressBar>>>,
+    /// Log mode: whether a reporter thread prints lines for the bars.
+    logged: bool,
+    /// The stage being run and when it started.
+    stage: Arc<Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>>,
+}
+
+/// One running bar as `recx runs show` prints it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BarSnapshot {
+    pub message: String,
+    pub pos: u64,
+    pub len: u64,
+    pub per_sec: f64,
+    pub elapsed_s: f64,
+    /// `None` before the first step or without a length.
+    pub eta_s: Option<f64>,
+}
+
+impl BarSnapshot {
+    fn of(bar: &ProgressBar) -> BarSnapshot {
+        let (pos, len) = (bar.position(), bar.length().unwrap_or(0));
+        BarSnapshot {
+            message: bar.message(),
+            pos,
+            len,
+            per_sec: bar.per_sec(),
+            elapsed_s: bar.elapsed().as_secs_f64(),
+            eta_s: (pos > 0 && len > pos).then(|| bar.eta().as_secs_f64()),
+        }
+    }
+}
+
+impl std::fmt::Display for BarSnapshot {
+    /// `alignment training: 12/64 (18.8 %), 0.41/s, elapsed 29s, eta 2m 7s`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (pos, len) = (self.pos, self.len);
+        write!(f, "{}: {pos}/{len}", self.message)?;
+        if len > 0 {
+            write!(f, " ({:.1} %)", 100.0 * pos as f64 / len as f64)?;
+        }
+        write!(
+            f,
+            ", {:.2}/s, elapsed {}",
+            self.per_sec,
+            indicatif::HumanDuration(Duration::from_secs_f64(self.elapsed_s))
+        )?;
+        if let Some(eta) = self.eta_s {
+            write!(
+                f,
+                ", eta {}",
+                indicatif::HumanDuration(Duration::from_secs_f64(eta))
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// How often a log (stderr not a terminal) gets progress lines.
@@ -210,7 +268,9 @@ impl Progress {
             return Progress {
                 multi: MultiProgress::new(),
                 quiet,
-                logged: None,
+                bars: Arc::default(),
+                logged: false,
+                stage: Arc::default(),
             };
         }
         Progress::with_log(Some(LOG_PROGRESS_EVERY), false)
@@ -219,17 +279,39 @@ impl Progress {
     /// Bars drawn nowhere; with `every`, a thread writes one line per running bar to stderr
     /// at that interval (log mode).
     pub fn with_log(every: Option<Duration>, quiet: bool) -> Self {
-        let logged = every.map(|every| {
-            let bars = Arc::new(Mutex::new(Vec::new()));
+        let bars = Arc::new(Mutex::new(Vec::new()));
+        if let Some(every) = every {
             let weak = Arc::downgrade(&bars);
             std::thread::spawn(move || report_progress(weak, every, &mut std::io::stderr()));
-            bars
-        });
+        }
         Progress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
             quiet,
-            logged,
+            bars,
+            logged: every.is_some(),
+            stage: Arc::default(),
         }
+    }
+
+    /// Records which stage runs now (`None` between stages).
+    pub fn set_stage(&self, stage: Option<&str>) {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner()) =
+            stage.map(|s| (s.to_string(), chrono::Utc::now()));
+    }
+
+    /// The stage running now and when it started.
+    pub fn stage(&self) -> Option<(String, chrono::DateTime<chrono::Utc>)> {
+        self.stage.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The bars still running, oldest first.
+    pub fn snapshot(&self) -> Vec<BarSnapshot> {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        bars.retain(|b| b.upgrade().is_some_and(|b| !b.is_finished()));
+        bars.iter()
+            .filter_map(WeakProgressBar::upgrade)
+            .map(|b| BarSnapshot::of(&b))
+            .collect()
     }
 
     pub fn hidden() -> Self {
@@ -249,12 +331,10 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_message(message.into());
-        if let Some(logged) = &self.logged {
-            logged
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(bar.downgrade());
-        }
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(bar.downgrade());
         bar
     }
 
@@ -273,7 +353,7 @@ impl Progress {
     /// Prints a line above the bars (or nothing when quiet).
     pub fn println(&self, line: impl AsRef<str>) {
         if self.quiet {
-        } else if self.logged.is_some() {
+        } else if self.logged {
             eprintln!("{}", line.as_ref());
         } else {
             let _ = self.multi.println(line.as_ref());
@@ -299,26 +379,8 @@ fn report_progress(
     }
 }
 
-/// `alignment training: 12/64 (18.8 %), 0.41/s, elapsed 29s, eta 2m 7s`
 fn progress_line(bar: &ProgressBar) -> String {
-    let pos = bar.position();
-    let len = bar.length().unwrap_or(0);
-    let share = if len > 0 {
-        format!(" ({:.1} %)", 100.0 * pos as f64 / len as f64)
-    } else {
-        String::new()
-    };
-    let eta = if pos > 0 && len > pos {
-        format!(", eta {}", indicatif::HumanDuration(bar.eta()))
-    } else {
-        String::new()
-    };
-    format!(
-        "{}: {pos}/{len}{share}, {:.2}/s, elapsed {}{eta}",
-        bar.message(),
-        bar.per_sec(),
-        indicatif::HumanDuration(bar.elapsed()),
-    )
+    BarSnapshot::of(bar).to_string()
 }
 
 /// What a running stage can see and use.

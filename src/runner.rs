@@ -25,6 +25,52 @@ pub const CHECKPOINT_DIR: &str = "checkpoints";
 
 /// How often a running run records that it is alive.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How often a running run rewrites its [`LIVE_FILE`].
+const LIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// `runs/<id>/live.json`: the running stage and its progress bars, rewritten every second while
+/// the run is running and removed when it ends. The store's database admits one process, so a
+/// second one (`recx runs show` while a run is going) reads this file instead.
+pub const LIVE_FILE: &str = "live.json";
+
+/// What [`LIVE_FILE`] holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LiveStatus {
+    pub run_id: String,
+    pub pid: u32,
+    /// When the file was written (a stale time means the process stopped writing).
+    pub updated_at: chrono::DateTime<Utc>,
+    /// The stage being computed and when it started; `None` between stages.
+    pub stage: Option<String>,
+    pub stage_started_at: Option<chrono::DateTime<Utc>>,
+    pub bars: Vec<crate::pipeline::BarSnapshot>,
+}
+
+/// The live status of a run, if its process is writing one.
+pub fn read_live(store_root: &Path, run_id: &str) -> Result<Option<LiveStatus>> {
+    let path = store_root.join("runs").join(run_id).join(LIVE_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&path).at(&path)?;
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| Error::bad_input(&path, e.line(), e.to_string()))
+}
+
+fn write_live(store_root: &Path, run_id: &str, progress: &Progress) -> Result<()> {
+    let stage = progress.stage();
+    let live = LiveStatus {
+        run_id: run_id.to_string(),
+        pid: std::process::id(),
+        updated_at: Utc::now(),
+        stage_started_at: stage.as_ref().map(|s| s.1),
+        stage: stage.map(|s| s.0),
+        bars: progress.snapshot(),
+    };
+    let text = serde_json::to_vec_pretty(&live).expect("live status serializes");
+    crate::fsutil::write_atomic(&store_root.join("runs").join(run_id).join(LIVE_FILE), &text)
+}
 
 /// Options of `recx run`.
 #[derive(Debug, Clone, Default)]
@@ -128,9 +174,14 @@ pub fn run_one(
         record.attempts
     );
 
-    let heartbeat = Heartbeat::start(store.clone(), run.run_id.clone());
+    let heartbeat = Heartbeat::start(store.clone(), run.run_id.clone(), progress.clone());
     let result = execute_stages(store, plan, run, registry, opts, progress);
     heartbeat.stop();
+    progress.set_stage(None);
+    let live = store.run_dir(&run.run_id).join(LIVE_FILE);
+    if live.exists() {
+        std::fs::remove_file(&live).at(&live)?;
+    }
 
     let outcome = match result {
         Ok(()) => RunOutcome::Completed,
@@ -277,6 +328,7 @@ fn execute_stage(
     prepare_partial(&partial, force)?;
 
     tracing::info!("stage {kind} {}: started", short(&sp.hash));
+    progress.set_stage(Some(kind));
     let started_at = Utc::now();
     let clock = Instant::now();
     let inputs: BTreeMap<StageKind, PathBuf> = sp
@@ -367,26 +419,34 @@ fn write_manifest(dir: &Path, sp: &StagePlan) -> Result<()> {
     std::fs::write(&path, text).at(path)
 }
 
-/// A thread that records the run's heartbeat until stopped.
+/// A thread that records the run's heartbeat and rewrites its [`LIVE_FILE`] until stopped.
 struct Heartbeat {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Heartbeat {
-    fn start(store: Store, run_id: String) -> Heartbeat {
+    fn start(store: Store, run_id: String, progress: Progress) -> Heartbeat {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
+            let mut since_heartbeat = HEARTBEAT_EVERY;
             while !flag.load(Ordering::SeqCst) {
-                if let Err(e) = store.heartbeat(&run_id) {
-                    tracing::warn!("heartbeat: {e}");
+                if since_heartbeat >= HEARTBEAT_EVERY {
+                    if let Err(e) = store.heartbeat(&run_id) {
+                        tracing::warn!("heartbeat: {e}");
+                    }
+                    since_heartbeat = Duration::ZERO;
+                }
+                if let Err(e) = write_live(store.root(), &run_id, &progress) {
+                    tracing::warn!("live status: {e}");
                 }
                 let mut waited = Duration::ZERO;
-                while waited < HEARTBEAT_EVERY && !flag.load(Ordering::SeqCst) {
+                while waited < LIVE_EVERY && !flag.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(100));
                     waited += Duration::from_millis(100);
                 }
+                since_heartbeat += waited;
             }
         });
         Heartbeat {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::error::Result;
 use crate::explain::{EXPLANATIONS, Explanation};
 use crate::fsutil::{read_jsonl, write_jsonl};
-use crate::openai::{Endpoint, ask_all};
+use crate::openai::{Azure, Endpoint, ask_all};
 use crate::pipeline::{Stage, StageContext, StageKind};
 use crate::spec::{RawSpec, Validate, Validator, limits};
 
@@ -34,9 +34,16 @@ pub struct JudgeSection {
     /// Run the judge (it needs an endpoint and usually costs money).
     pub enabled: bool,
     pub model: String,
-    /// OpenAI-compatible base URL (e.g. `http://localhost:8000/v1`); empty = the OpenAI default.
+    /// OpenAI-compatible base URL (e.g. `http://localhost:8000/v1`, or `recx serve`'s
+    /// `http://127.0.0.1:8080/v1`); empty = the OpenAI default.
     pub base_url: String,
-    /// Name of the environment variable holding the API key.
+    /// `[judge.azure]`: an Azure OpenAI deployment (endpoint, deployment, api_version) instead of
+    /// `base_url`; the key goes in an `api-key` header. Left out of the serialized spec when
+    /// unset, so specs without it keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure: Option<Azure>,
+    /// Name of the environment variable holding the API key; empty = send none (a local server
+    /// such as `recx serve` without `--api-key-env`).
     pub api_key_env: String,
     pub temperature: f64,
     pub max_tokens: usize,
@@ -61,6 +68,7 @@ impl Default for JudgeSection {
             enabled: false,
             model: "gpt-4".into(),
             base_url: String::new(),
+            azure: None,
             api_key_env: "OPENAI_API_KEY".into(),
             temperature: 1.0,
             max_tokens: 500,
@@ -76,15 +84,23 @@ impl Default for JudgeSection {
 impl Validate for JudgeSection {
     fn validate(&self, v: &mut Validator) {
         v.in_range("temperature", self.temperature, 0.0, 2.0);
-        let env_ok = !self.api_key_env.is_empty()
-            && self
-                .api_key_env
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let env_ok = self
+            .api_key_env
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         v.check(env_ok, "api_key_env", || {
-            "must be the NAME of an environment variable (the key itself never goes in a spec)"
+            "must be the NAME of an environment variable (the key itself never goes in a spec), \
+             or empty for a server that checks no key"
                 .into()
         });
+        if let Some(azure) = &self.azure {
+            for (key, message) in azure.problems() {
+                v.error(&format!("azure.{key}"), message);
+            }
+            v.check(self.base_url.is_empty(), "base_url", || {
+                "must be empty when [judge.azure] names the deployment".into()
+            });
+        }
         v.count("concurrency", self.concurrency, 1, limits::MAX_CONCURRENCY);
         v.count("max_tokens", self.max_tokens, 1, limits::MAX_TOKENS);
         v.count("max_retries", self.max_retries, 0, limits::MAX_RETRIES);
@@ -244,6 +260,7 @@ impl JudgeSection {
         Endpoint {
             model: self.model.clone(),
             base_url: self.base_url.clone(),
+            azure: self.azure.clone(),
             api_key_env: self.api_key_env.clone(),
             temperature: self.temperature,
             max_tokens: self.max_tokens,

@@ -270,8 +270,29 @@ pub fn generate<B: Backend>(
             num_return.min(num_beams),
             length_penalty,
         ),
-        _ => sample_or_greedy(model, prompts, additions, opts),
+        _ => sample_or_greedy(model, prompts, additions, opts, &mut |_, _| true),
     }
+}
+
+/// Greedy or sampled generation (beam search has no running answer to stream) that hands each
+/// chosen token to `on_token(prompt index, token)` as soon as it is chosen; generation stops
+/// early when `on_token` returns `false` (e.g. a streaming client went away). The result is
+/// what [`generate`] returns for the same inputs, cut where it stopped.
+pub fn generate_streaming<B: Backend>(
+    model: &LlamaModel<B>,
+    prompts: &[Vec<u32>],
+    additions: &[EmbeddingAddition<B>],
+    opts: &GenerateOptions,
+    on_token: &mut dyn FnMut(usize, u32) -> bool,
+) -> Vec<Vec<Generated>> {
+    assert!(
+        !matches!(opts.decoding, Decoding::Beam { .. }),
+        "beam search cannot stream"
+    );
+    if prompts.is_empty() {
+        return Vec::new();
+    }
+    sample_or_greedy(model, prompts, additions, opts, on_token)
 }
 
 fn sample_or_greedy<B: Backend>(
@@ -279,6 +300,7 @@ fn sample_or_greedy<B: Backend>(
     prompts: &[Vec<u32>],
     additions: &[EmbeddingAddition<B>],
     opts: &GenerateOptions,
+    on_token: &mut dyn FnMut(usize, u32) -> bool,
 ) -> Vec<Vec<Generated>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(match opts.decoding {
         Decoding::Sample { seed, .. } => seed,
@@ -298,6 +320,7 @@ fn sample_or_greedy<B: Backend>(
     let mut logits = host_rows(prefill(model, prompts, additions, &mut cache));
     // `live[i]` = the prompt index of batch row i.
     let mut live: Vec<usize> = (0..prompts.len()).collect();
+    let mut go_on = true;
     for generated in 0..opts.max_new_tokens {
         let mut next = Vec::with_capacity(live.len());
         let mut keep = Vec::with_capacity(live.len());
@@ -312,12 +335,13 @@ fn sample_or_greedy<B: Backend>(
             };
             out[prompt].score += log_softmax(l)[token];
             out[prompt].tokens.push(token as u32);
+            go_on &= on_token(prompt, token as u32);
             if !opts.stop_tokens.contains(&(token as u32)) {
                 keep.push(row);
                 next.push(token as u32);
             }
         }
-        if next.is_empty() || generated + 1 == opts.max_new_tokens {
+        if !go_on || next.is_empty() || generated + 1 == opts.max_new_tokens {
             break;
         }
         if keep.len() < live.len() {

@@ -201,9 +201,16 @@ pub(crate) fn paper_sections(
                 acc
             });
         let markers = significance_markers(groups, base, &columns);
+        // Our Table 2 is rated by whatever judge the runs used; say which.
+        let judge = (table_name == "table2")
+            .then(|| judge_label(groups))
+            .flatten();
         let mut header = vec!["Method".to_string()];
         for c in &columns {
-            header.push(format!("{} (ours)", c.label));
+            match &judge {
+                Some(j) => header.push(format!("rating by {j} (0–3) (ours)")),
+                None => header.push(format!("{} (ours)", c.label)),
+            }
             header.push(format!("{} (paper)", c.label));
         }
         let caption = format!("{title} ({ds}); ours: mean ± std over seeds; paper: published.");
@@ -344,6 +351,27 @@ fn thousands(v: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// Who rated our explanations, from the judge settings of the groups with ratings: the model
+/// and where it was served (an OpenAI-compatible URL such as `recx serve`'s, an Azure
+/// deployment, or the OpenAI API).
+fn judge_label(groups: &[Group]) -> Option<String> {
+    let labels: std::collections::BTreeSet<String> = groups
+        .iter()
+        .filter(|g| g.summaries.contains_key("judge.rating_mean"))
+        .filter_map(|g| {
+            let model = g.param("judge.model")?;
+            Some(
+                match (g.param("judge.azure.deployment"), g.param("judge.base_url")) {
+                    (Some(dep), _) => format!("{model} (Azure deployment {dep})"),
+                    (None, Some(url)) if !url.is_empty() => format!("{model} at {url}"),
+                    _ => format!("{model} (OpenAI API)"),
+                },
+            )
+        })
+        .collect();
+    (!labels.is_empty()).then(|| labels.into_iter().collect::<Vec<_>>().join(" / "))
 }
 
 /// Holm-corrected markers for (group index, column label), over one table's family.

@@ -199,3 +199,43 @@ fn numeric_settings_are_range_checked() {
         assert!(msg.contains(expect), "{body}: {msg}");
     }
 }
+
+#[test]
+fn azure_judge_settings_are_checked_by_key_path() {
+    let msg = error_of(&format!(
+        "{HEAD}[judge]\nbase_url = \"http://localhost:8000/v1\"\n\n[judge.azure]\n\
+         endpoint = \"my-resource.openai.azure.com\"\ndeployment = \"gpt 4\"\napi_version = \"latest\"\n"
+    ));
+    assert!(
+        msg.contains("experiments/x.toml:8:12: judge.azure.endpoint: \"my-resource.openai.azure.com\" is not an http(s) URL"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("judge.azure.deployment: \"gpt 4\" is not a deployment name"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("judge.azure.api_version: \"latest\" is not an Azure API version"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("judge.base_url: must be empty when [judge.azure] names the deployment"),
+        "{msg}"
+    );
+    let unknown = error_of(&format!(
+        "{HEAD}[judge.azure]\nendpoint = \"https://r.openai.azure.com\"\ndeployment = \"d\"\n\
+         api_version = \"2024-10-21\"\napi_key = \"sk-secret\"\n"
+    ));
+    assert!(
+        unknown.contains("judge.azure.api_key: unknown field"),
+        "{unknown}"
+    );
+    let ok = Spec::parse(
+        Path::new("x.toml"),
+        &format!(
+            "{HEAD}[judge]\napi_key_env = \"AZURE_OPENAI_API_KEY\"\n[judge.azure]\n\
+             endpoint = \"https://r.openai.azure.com\"\ndeployment = \"gpt-4\"\napi_version = \"2024-10-21\"\n"
+        ),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+}

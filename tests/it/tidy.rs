@@ -32,9 +32,10 @@ const SHARED_MODULES: [&str; 8] = [
 ];
 
 /// The tests below that ARCHITECTURE.md's `Invariant:` lines name.
-const CHECKS: [&str; 9] = [
+const CHECKS: [&str; 10] = [
     "sled_stays_in_store",
     "plotters_stays_in_figures",
+    "only_serve_listens",
     "stages_use_no_later_stage",
     "shared_modules_use_no_stage",
     "report_reads_no_store",
@@ -287,6 +288,21 @@ fn plotters_stays_in_figures() {
         .map(|s| s.path)
         .collect();
     assert_none("plotters_stays_in_figures", broken);
+}
+
+#[test]
+fn only_serve_listens() {
+    let broken = sources()
+        .into_iter()
+        .filter(|s| {
+            s.path != "serve.rs"
+                && ["axum", "TcpListener", "UdpSocket"]
+                    .iter()
+                    .any(|w| s.names(w))
+        })
+        .map(|s| s.path)
+        .collect();
+    assert_none("only_serve_listens", broken);
 }
 
 #[test]
