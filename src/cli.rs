@@ -284,8 +284,29 @@ fn cmd_run(root: &Path, args: &RunArgs, progress: &Progress) -> Result<std::proc
             }
         }
     }
+    for (id, outcome) in &outcomes {
+        if matches!(
+            outcome,
+            RunOutcome::Completed | RunOutcome::AlreadyCompleted
+        ) {
+            print_table1(&store, id)?;
+        }
+    }
     store.flush()?;
     Ok(std::process::ExitCode::from(code))
+}
+
+/// Prints a finished run's Table 1 (its baseline rows and its aligned model), if it has one.
+fn print_table1(store: &Store, id: &str) -> Result<()> {
+    let Some(run) = store.get_run(id)? else {
+        return Ok(());
+    };
+    let data = crate::cli_report::run_data(store, &run)?;
+    if let Some(table) = crate::report::run_table1(&data, &crate::report::ReportOptions::default())
+    {
+        println!("\n{}\n{}", table.caption, table.to_markdown());
+    }
+    Ok(())
 }
 
 fn cmd_check(root: &Path, spec: &Path) -> Result<()> {

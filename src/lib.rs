@@ -3,12 +3,13 @@
 //! One experiment spec (`spec`) resolves into a hashed plan (`plan`) whose stages (`pipeline`)
 //! run through the runner (`runner`) and record everything in the store (`store`, the only code
 //! that touches sled). Each pipeline stage is a module: `data`, `recommender`, `alignment`,
-//! `train`, `eval`, `explain`, `judge`. What several stages share sits beside them: `llm` (the
+//! `train`, `eval`, `baselines`, `explain`, `judge`. What several stages share sits beside them: `llm` (the
 //! LLM core), `llm_stage` (the LLM stages' device dispatch and subsampling), `openai` (the chat
 //! client of the judge and the user summaries). `stats` holds the statistics and touches
 //! neither TOML nor sled.
 
 pub mod alignment;
+pub mod baselines;
 pub mod data;
 pub mod error;
 pub mod eval;

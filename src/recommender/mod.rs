@@ -28,8 +28,8 @@ pub use model::RecModel;
 pub use samples::{Example, Examples, Query};
 pub use sasrec::{SasRec, SasRecConfig};
 pub use stage::{
-    RecommenderStage, SIM_ITEM, TEST_TOP, TRAIN_TOP, TrainedRecommender, run_recommender,
-    sasrec_user_embeddings,
+    MODEL_CONFIG, RecommenderStage, SIM_ITEM, SavedConfig, TEST_TOP, TRAIN_TOP, TrainedRecommender,
+    run_recommender, sasrec_user_embeddings,
 };
 pub use train::TrainSettings;
 
