@@ -329,6 +329,14 @@ fn cmd_run(root: &Path, args: &RunArgs, progress: &Progress) -> Result<std::proc
             }
         }
     }
+    for (id, outcome) in &outcomes {
+        if matches!(
+            outcome,
+            RunOutcome::Completed | RunOutcome::AlreadyCompleted
+        ) {
+            print_table1(&store, id)?;
+        }
+    }
     store.flush()?;
     Ok(std::process::ExitCode::from(code))
 }
@@ -366,6 +374,19 @@ fn cmd_serve(root: &Path, args: &ServeArgs) -> Result<()> {
     std::io::stdout().flush()?;
     server.wait()?;
     println!("server stopped");
+    Ok(())
+}
+
+/// Prints a finished run's Table 1 (its baseline rows and its aligned model), if it has one.
+fn print_table1(store: &Store, id: &str) -> Result<()> {
+    let Some(run) = store.get_run(id)? else {
+        return Ok(());
+    };
+    let data = crate::cli_report::run_data(store, &run)?;
+    if let Some(table) = crate::report::run_table1(&data, &crate::report::ReportOptions::default())
+    {
+        println!("\n{}\n{}", table.caption, table.to_markdown());
+    }
     Ok(())
 }
 

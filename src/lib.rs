@@ -3,7 +3,7 @@
 //! One experiment spec (`spec`) resolves into a hashed plan (`plan`) whose stages (`pipeline`)
 //! run through the runner (`runner`) and record everything in the store (`store`, the only code
 //! that touches sled). Each pipeline stage is a module: `data`, `recommender`, `alignment`,
-//! `train`, `eval`, `explain`, `judge`. What several stages share sits beside them: `llm` (the
+//! `train`, `eval`, `baselines`, `explain`, `judge`. What several stages share sits beside them: `llm` (the
 //! LLM core), `llm_stage` (the LLM stages' device dispatch and subsampling), `openai` (the chat
 //! client of the judge and the user summaries), `training` (optimizer, clipping, random streams
 //! and checkpoints of every trainer), `seed` (the one sub-seed derivation). `stats` holds the
@@ -11,6 +11,7 @@
 //! server, and the one place recx listens on the network.
 
 pub mod alignment;
+pub mod baselines;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -28,6 +28,7 @@ crate::spec_enum! {
         AlignmentData = "alignment-data",
         Train = "train",
         Eval = "eval",
+        Baselines = "baselines",
         Explain = "explain",
         Judge = "judge",
     }
@@ -41,6 +42,7 @@ pub fn registry() -> Vec<Box<dyn Stage>> {
         Box::new(crate::alignment::AlignmentDataStage),
         Box::new(crate::train::TrainStage),
         Box::new(crate::eval::EvalStage),
+        Box::new(crate::baselines::BaselinesStage),
         Box::new(crate::explain::ExplainStage),
         Box::new(crate::judge::JudgeStage),
     ]

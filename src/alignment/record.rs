@@ -35,6 +35,10 @@ pub struct TaskRecord {
     pub target: Option<u32>,
     /// The ranking candidates in prompt order (`uidiid2rank`), else empty.
     pub candidates: Vec<u32>,
+    /// The same candidates in the target recommender's order, the order the answer lists
+    /// (`uidiid2rank`), else empty. The metric's label list is built from these ids, not from
+    /// the answer text, so a title containing the separator stays one label (spec §5.3).
+    pub ranking: Vec<u32>,
     /// The user's history behind `<user>` / the user slot (at most `max_hist_len` ids, oldest
     /// first); empty for item tasks.
     pub history: Vec<u32>,
@@ -43,6 +47,18 @@ pub struct TaskRecord {
     /// The template set the paraphrase was drawn from, and its index there.
     pub template_set: String,
     pub template: usize,
+}
+
+impl TaskRecord {
+    /// The item ids behind a list answer, in answer order: the target's ranking for
+    /// `uidiid2rank`, the history for `uid2hist`; `None` for single-answer tasks.
+    pub fn label_ids(&self) -> Option<&[u32]> {
+        match self.task {
+            Task::UidIid2Rank => Some(&self.ranking),
+            Task::Uid2Hist => Some(&self.history),
+            _ => None,
+        }
+    }
 }
 
 /// One ShareGPT turn.
@@ -183,6 +199,7 @@ mod tests {
             iid: 17,
             target: None,
             candidates: vec![9, 3],
+            ranking: vec![3, 9],
             history: vec![1, 2],
             item_tokens: vec![9, 3],
             template_set: "uidiid2rank".into(),

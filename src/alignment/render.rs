@@ -10,7 +10,9 @@
 //! embeddings onto them, so each record also lists the ids behind its `<item>` tokens in prompt
 //! order ([`Renderer::item_tokens`]).
 
-use super::Mode;
+use super::record::TaskRecord;
+use super::templates::{Templates, fill};
+use super::{Mode, Task};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
@@ -116,6 +118,37 @@ pub fn last_n(items: &[u32], n: usize) -> &[u32] {
     &items[items.len().saturating_sub(n)..]
 }
 
+/// A top-file task record (`uid2next`, `uidiid2rank`, `uidiid2binary`) rendered again in
+/// `r`'s mode: the same user state, items, template draw and answer, with that mode's slots,
+/// question and `<item>` ids. This is how the unaligned baselines get the behaviour-form prompt
+/// of exactly the records the aligned model answered (in any mode). `None` for other tasks.
+pub fn rerender(
+    record: &TaskRecord,
+    r: &Renderer<'_>,
+    templates: &Templates,
+) -> Option<TaskRecord> {
+    let user = r.user(&record.history);
+    let (slots, item_tokens) = match record.task {
+        Task::Uid2Next => (vec![user], Vec::new()),
+        Task::UidIid2Rank => (
+            vec![user, r.candidates(&record.candidates)],
+            r.item_tokens(&record.candidates),
+        ),
+        Task::UidIid2Binary => {
+            let target = record.target?;
+            (vec![user, r.item(target)], r.item_tokens(&[target]))
+        }
+        _ => return None,
+    };
+    let text = templates.set(&record.template_set).get(record.template)?;
+    Some(TaskRecord {
+        question: fill(text, &slots),
+        slots,
+        item_tokens,
+        ..record.clone()
+    })
+}
+
 /// Checks that an item id from an input file exists in the dataset.
 pub fn check_item(ds: &Dataset, iid: u32, file: &std::path::Path, line: usize) -> Result<()> {
     if iid == 0 || iid as usize > ds.n_items {
@@ -191,5 +224,39 @@ mod tests {
         assert_eq!(history_before(&seq, 6, 9), Some(&[5][..]));
         assert_eq!(history_before(&seq, 5, 9), Some(&[][..]));
         assert_eq!(history_before(&seq, 4, 9), None);
+    }
+
+    #[test]
+    fn rerendering_keeps_the_record_and_changes_only_the_form() {
+        let d = ds();
+        let t = Templates::builtin();
+        let h = Renderer::new(&d, Mode::Both, "; ");
+        let b = Renderer::new(&d, Mode::Behaviour, "; ");
+        let slots = vec![h.user(&[1]), h.candidates(&[3, 2])];
+        let text = &t.set("uidiid2rank")[1];
+        let both = TaskRecord {
+            task: Task::UidIid2Rank,
+            question: fill(text, &slots),
+            answer: "Beta; Gamma".into(),
+            slots,
+            uid: Some(1),
+            iid: 2,
+            target: None,
+            candidates: vec![3, 2],
+            ranking: vec![2, 3],
+            history: vec![1],
+            item_tokens: vec![3, 2],
+            template_set: "uidiid2rank".into(),
+            template: 1,
+        };
+        let again = rerender(&both, &b, &t).unwrap();
+        assert_eq!(again.slots, vec!["Alpha".to_string(), "Gamma; Beta".into()]);
+        assert_eq!(again.question, fill(text, &again.slots));
+        assert!(again.item_tokens.is_empty() && !again.question.contains("<item>"));
+        assert_eq!(
+            (&again.answer, &again.ranking),
+            (&both.answer, &both.ranking)
+        );
+        assert_eq!(rerender(&again, &h, &t).unwrap(), both, "and back");
     }
 }

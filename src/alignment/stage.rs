@@ -36,6 +36,9 @@ use crate::recommender::ModelKind;
 use crate::recommender::{SIM_ITEM, TEST_TOP, TRAIN_TOP};
 use crate::spec::{RawSpec, SeedSetting, resolve_spec_path};
 
+/// The record format: 2 = task records carry `ranking`, the ids behind the ranking answer.
+pub const RECORD_FORMAT: u32 = 2;
+
 /// Names the estimate in the fingerprint when there is no pretrained backbone to count with.
 pub const TOKEN_COUNTER: &str = "estimate_tokens/v1";
 
@@ -124,6 +127,7 @@ impl Stage for AlignmentDataStage {
         };
         Ok(json!({
             "section": section,
+            "record_format": RECORD_FORMAT,
             "templates": { "version": s.templates.version, "sha256": s.templates.sha256 },
             "model": s.model,
             "explain": { "valid": s.explain_valid, "train": s.explain_train },

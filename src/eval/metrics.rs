@@ -162,4 +162,31 @@ mod tests {
         assert_eq!(history_coverage("x; x; x; x", &answer, "; "), 1.0);
         assert_eq!(history_coverage("", &answer, "; "), 0.0);
     }
+
+    #[test]
+    fn a_title_with_the_separator_is_one_label_as_in_the_original() {
+        // Labels are built from item ids (one title each), predictions are split on the
+        // separator, as the original does: the title "Tom Clancy; Ghost" cannot be matched by a
+        // prediction, and the items after it move one place down.
+        let labels = s(&["A", "Tom Clancy; Ghost", "C", "D", "E"]);
+        let answer_text = labels.join("; ");
+        let idcg = 1000.0 + 100.0 / 3f64.log2() + 10.0 / 2.0 + 1.0 / 5f64.log2();
+        let want = (1000.0 + 10.0 / 5f64.log2() + 1.0 / 6f64.log2()) / idcg;
+        let got = ranking_ndcg(&answer_text, &labels, "; ");
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        // Splitting the answer text instead would have scored the same prediction 1.0.
+        let split = split_list(&answer_text, "; ");
+        assert!((ranking_ndcg(&answer_text, &split, "; ") - 1.0).abs() < 1e-12);
+
+        // History coverage: three history items, the prediction's first three elements are
+        // "a", "tom clancy", "ghost", of which only "a" is a label.
+        let history = s(&["A", "Tom Clancy; Ghost", "C"]);
+        let text = history.join("; ");
+        assert!((history_coverage(&text, &history, "; ") - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            history_coverage(&text, &split_list(&text, "; "), "; "),
+            1.0,
+            "the split answer had four labels, all matched"
+        );
+    }
 }

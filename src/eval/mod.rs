@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::alignment::Task;
 use crate::alignment::record::{AlignmentRecord, TaskRecord};
+use crate::data::Dataset;
 use crate::error::Result;
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::llm::batching::length_sorted_batches;
@@ -121,6 +122,7 @@ impl Stage for EvalStage {
 
     fn deps(&self) -> &'static [StageKind] {
         &[
+            StageKind::Data,
             StageKind::Recommender,
             StageKind::AlignmentData,
             StageKind::Train,
@@ -133,6 +135,8 @@ impl Stage for EvalStage {
             "seed": run_seed,
             "separator": spec.alignment.separator,
             "device": spec.llm.device,
+            // 2: list labels from item ids instead of the split answer text.
+            "labels": 2,
         }))
     }
 
@@ -297,12 +301,11 @@ impl<'a, B: Backend> Evaluator<'a, B> {
         records: &[&TaskRecord],
         batch: &[Sample],
         rec: &RecInputs,
+        ds: &Dataset,
     ) -> Result<Vec<Scored>> {
         let s = self.section;
         let sep = self.separator;
-        // The list labels (ranking order, history titles) as the answer text lists them.
-        let labels =
-            |r: &TaskRecord| -> Vec<String> { r.answer.split(sep).map(String::from).collect() };
+        let labels = |r: &TaskRecord| label_titles(r, ds);
         type Values = Vec<(&'static str, f64)>;
         let greedy =
             |max_new: usize, f: &dyn Fn(&str, &TaskRecord) -> Values| -> Result<Vec<Scored>> {
@@ -397,7 +400,12 @@ pub fn load_aligned<B: Backend>(
 }
 
 /// The validation records of `task`, at most `max` of them drawn with `seed` (file order kept).
-fn task_records(valid: &[AlignmentRecord], task: Task, max: usize, seed: u64) -> Vec<&TaskRecord> {
+pub fn task_records(
+    valid: &[AlignmentRecord],
+    task: Task,
+    max: usize,
+    seed: u64,
+) -> Vec<&TaskRecord> {
     let all: Vec<&TaskRecord> = valid
         .iter()
         .filter_map(|r| match r {
@@ -415,6 +423,7 @@ fn task_records(valid: &[AlignmentRecord], task: Task, max: usize, seed: u64) ->
 fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
     let spec = ctx.spec;
     let ev = Evaluator::<B>::load(ctx, device)?;
+    let ds = Dataset::load(ctx.input(StageKind::Data))?;
     let valid: Vec<AlignmentRecord> =
         read_jsonl(&ctx.input(StageKind::AlignmentData).join("valid.jsonl"))?;
     let mut answers = Vec::new();
@@ -423,13 +432,24 @@ fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
         if records.is_empty() {
             continue;
         }
+        let (samples, rec) = ev.prompts(&records)?;
+        let scores = ev.score_all(task, &records, &samples, &rec, &ds, ctx.progress, "eval")?;
+        answers.extend(record_scores(ctx.recorder, "", task, &records, &scores));
+    }
+    write_jsonl(&ctx.out_dir().join(ANSWERS), &answers)
+}
+
+impl<B: Backend> Evaluator<'_, B> {
+    /// The inference prompts of `records` with the recommender vectors behind their
+    /// placeholders (user rows in record order).
+    pub fn prompts(&self, records: &[&TaskRecord]) -> Result<(Vec<Sample>, RecInputs)> {
         let users: Vec<Query<'_>> = records
             .iter()
             .filter(|r| r.uid.is_some())
             .map(|r| crate::train::samples::query(r))
             .collect();
-        let rec = ev.rec_inputs(&users);
-        let builder = ev.builder();
+        let rec = self.rec_inputs(&users);
+        let builder = self.builder();
         let mut next_user = 0;
         let mut samples = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
@@ -439,64 +459,103 @@ fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
             });
             samples.push(builder.prompt(r, i, row)?);
         }
-        let bar = ctx
-            .progress
-            .bar(records.len() as u64, format!("eval {task}"));
+        Ok((samples, rec))
+    }
+
+    /// Scores every record of `task` from its prompt (`samples[i]` for `records[i]`), in
+    /// length-grouped batches; the result is in record order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn score_all(
+        &self,
+        task: Task,
+        records: &[&TaskRecord],
+        samples: &[Sample],
+        rec: &RecInputs,
+        ds: &Dataset,
+        progress: &crate::pipeline::Progress,
+        label: &str,
+    ) -> Result<Vec<Scored>> {
+        let bar = progress.bar(records.len() as u64, format!("{label} {task}"));
         let mut scores: Vec<Option<Scored>> = (0..records.len()).map(|_| None).collect();
         let lens: Vec<usize> = samples.iter().map(|s| s.ids.len()).collect();
-        for part in length_sorted_batches(&lens, spec.eval.batch_size) {
+        for part in length_sorted_batches(&lens, self.section.batch_size) {
             check_cancel()?;
             let chunk: Vec<Sample> = part.iter().map(|&i| samples[i].clone()).collect();
             let recs: Vec<&TaskRecord> = part.iter().map(|&i| records[i]).collect();
-            for (&i, s) in part.iter().zip(ev.score(task, &recs, &chunk, &rec)?) {
+            for (&i, s) in part.iter().zip(self.score(task, &recs, &chunk, rec, ds)?) {
                 scores[i] = Some(s);
             }
             bar.inc(part.len() as u64);
         }
         bar.finish_and_clear();
-        let mut sums: std::collections::BTreeMap<&str, f64> = Default::default();
-        for (r, s) in records.iter().zip(scores) {
-            let s = s.expect("every record is in one batch");
-            for &(metric, v) in &s.values {
-                *sums.entry(metric).or_default() += v;
-                ctx.recorder
-                    .example(&format!("{task}.{metric}"), &example_id(r), v);
-            }
-            let values: serde_json::Map<String, Value> = s
-                .values
-                .iter()
-                .map(|(m, v)| (m.to_string(), json!(v)))
-                .collect();
-            answers.push(json!({
-                "type": task,
-                "id": example_id(r),
-                "question": r.question,
-                "answer": r.answer,
-                "predictions": s.predictions,
-                "metrics": values,
-            }));
-        }
-        record_means(ctx.recorder, task, &sums, records.len());
+        Ok(scores
+            .into_iter()
+            .map(|s| s.expect("every record is in one batch"))
+            .collect())
     }
-    write_jsonl(&ctx.out_dir().join(ANSWERS), &answers)
+}
+
+/// Stores the scores of one task's records under `<prefix><task>.<metric>` (every example and
+/// the mean) and returns the `answers.jsonl` lines.
+pub fn record_scores(
+    recorder: &mut dyn Recorder,
+    prefix: &str,
+    task: Task,
+    records: &[&TaskRecord],
+    scores: &[Scored],
+) -> Vec<Value> {
+    let mut sums: std::collections::BTreeMap<&str, f64> = Default::default();
+    let mut answers = Vec::with_capacity(records.len());
+    for (r, s) in records.iter().zip(scores) {
+        for &(metric, v) in &s.values {
+            *sums.entry(metric).or_default() += v;
+            recorder.example(&format!("{prefix}{task}.{metric}"), &example_id(r), v);
+        }
+        let values: serde_json::Map<String, Value> = s
+            .values
+            .iter()
+            .map(|(m, v)| (m.to_string(), json!(v)))
+            .collect();
+        answers.push(json!({
+            "type": task,
+            "id": example_id(r),
+            "question": r.question,
+            "answer": r.answer,
+            "predictions": s.predictions,
+            "metrics": values,
+        }));
+    }
+    record_means(recorder, prefix, task, &sums, records.len());
+    answers
 }
 
 fn record_means(
     rec: &mut dyn Recorder,
+    prefix: &str,
     task: Task,
     sums: &std::collections::BTreeMap<&str, f64>,
     n: usize,
 ) {
-    rec.scalar(&format!("{task}.records"), n as f64);
+    rec.scalar(&format!("{prefix}{task}.records"), n as f64);
     for (metric, total) in sums {
         let mean = total / n as f64;
-        rec.scalar(&format!("{task}.{metric}"), mean);
-        tracing::info!("eval {task}.{metric} = {mean:.4} over {n} records");
+        rec.scalar(&format!("{prefix}{task}.{metric}"), mean);
+        tracing::info!("{prefix}{task}.{metric} = {mean:.4} over {n} records");
     }
 }
 
+/// The label list of a list answer (ranking order, history) from its item ids, as the
+/// original builds it: a title containing the separator stays one label.
+pub fn label_titles(r: &TaskRecord, ds: &Dataset) -> Vec<String> {
+    r.label_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|&iid| ds.title(iid).to_string())
+        .collect()
+}
+
 /// A stable id for an evaluated record (so seeds can be paired example by example).
-fn example_id(r: &TaskRecord) -> String {
+pub fn example_id(r: &TaskRecord) -> String {
     format!(
         "{}:{}:{}",
         r.uid.map_or(-1, i64::from),

@@ -23,12 +23,14 @@ use crate::error::Result;
 use crate::llm::DeviceChoice;
 use crate::spec::{SeedSetting, Validate, Validator, limits};
 
-pub use export::{SIM_ITEM, TEST_TOP, TRAIN_TOP};
+pub use export::{MODEL_CONFIG, SIM_ITEM, TEST_TOP, TRAIN_TOP};
 pub use mf::{Mf, MfConfig};
 pub use model::RecModel;
 pub use samples::{Example, Examples, Query};
 pub use sasrec::{SasRec, SasRecConfig};
-pub use stage::{RecommenderStage, TrainedRecommender, run_recommender, sasrec_user_embeddings};
+pub use stage::{
+    RecommenderStage, SavedConfig, TrainedRecommender, run_recommender, sasrec_user_embeddings,
+};
 pub use train::TrainSettings;
 
 crate::spec_enum! {

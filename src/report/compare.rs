@@ -91,7 +91,7 @@ fn compare_metric(metric: &str, a: &RunData, b: &RunData, opts: &ReportOptions) 
 }
 
 /// Values of the examples both runs have, matched by id (ids in sorted order).
-fn paired_values(a: &[(String, f64)], b: &[(String, f64)]) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn paired_values(a: &[(String, f64)], b: &[(String, f64)]) -> (Vec<f64>, Vec<f64>) {
     let bmap: BTreeMap<&str, f64> = b.iter().map(|(id, v)| (id.as_str(), *v)).collect();
     let amap: BTreeMap<&str, f64> = a.iter().map(|(id, v)| (id.as_str(), *v)).collect();
     amap.into_iter()
@@ -104,7 +104,7 @@ fn is_binary(xs: &[f64]) -> bool {
 }
 
 /// McNemar for binary outcomes; Wilcoxon (primary), permutation and paired t otherwise.
-fn paired_tests(
+pub(crate) fn paired_tests(
     a: &[f64],
     b: &[f64],
     resamples: usize,

@@ -44,6 +44,7 @@ mod group;
 mod page;
 mod paper;
 mod table;
+mod table1;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,7 @@ pub use compare::{Comparison, compare, render_comparison};
 pub use group::{Group, Summary};
 pub use paper::{PaperKeys, PublishedValue, published_values};
 pub use table::{Table, escape_latex};
+pub use table1::run_table1;
 
 use crate::Result;
 use crate::error::IoContext;
@@ -185,6 +187,28 @@ pub fn check_report_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// Table 1 of every finished run that measured baseline rows (as `recx run` prints it).
+fn table1_section(runs: &[RunData], opts: &ReportOptions) -> Option<Section> {
+    let tables: Vec<Table> = runs
+        .iter()
+        .filter(|r| r.is_done())
+        .filter_map(|r| {
+            let mut t = run_table1(r, opts)?;
+            t.id = format!("table1_run_{}", r.run_id);
+            Some(t)
+        })
+        .collect();
+    (!tables.is_empty()).then(|| Section {
+        title: "Table 1 per run, with the baselines".into(),
+        text: vec![
+            "Each run's baseline rows (its `baselines` stage) and its aligned model (`eval`), \
+             on the same validation records, with per-example paired tests."
+                .into(),
+        ],
+        tables,
+    })
+}
+
 /// Renders a report over `runs` into `out_dir` (created if missing).
 pub fn render_report(
     runs: &[RunData],
@@ -201,6 +225,9 @@ pub fn render_report(
     let mut sections = vec![group::results_section(&groups)];
     if opts.paper {
         sections.extend(paper::paper_sections(&groups, opts, &mut notes)?);
+    }
+    if let Some(s) = table1_section(runs, opts) {
+        sections.push(s);
     }
     let figures_after = sections.len();
     sections.extend(group::significance_sections(&groups, opts, &mut notes));

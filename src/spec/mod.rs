@@ -343,6 +343,8 @@ pub struct RawSpec {
     #[serde(default)]
     pub eval: EvalSection,
     #[serde(default)]
+    pub baselines: crate::baselines::BaselinesSection,
+    #[serde(default)]
     pub explain: ExplainSection,
     #[serde(default)]
     pub judge: JudgeSection,
@@ -363,6 +365,7 @@ impl Validate for RawSpec {
         v.section("llm", &self.llm);
         v.section("train", &self.train);
         v.section("eval", &self.eval);
+        v.section("baselines", &self.baselines);
         v.section("explain", &self.explain);
         v.section("judge", &self.judge);
         v.section("discriminator", &self.discriminator);

@@ -226,6 +226,7 @@ mod tests {
             iid: -1,
             target: None,
             candidates: vec![],
+            ranking: vec![],
             history: vec![1, 2],
             item_tokens: items,
             template_set: "t".into(),

@@ -51,6 +51,7 @@ mod store;
 mod store_corrupt;
 mod sweep;
 mod sweep_cli;
+mod table1_synthetic;
 mod tidy;
 mod train_presets;
 mod train_resume;

@@ -9,12 +9,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The pipeline's stage modules in order: a stage may use earlier stages, never later ones.
-const STAGE_ORDER: [&str; 7] = [
+const STAGE_ORDER: [&str; 8] = [
     "data",
     "recommender",
     "alignment",
     "train",
     "eval",
+    "baselines",
     "explain",
     "judge",
 ];

@@ -38,6 +38,7 @@ fn records() -> Vec<AlignmentRecord> {
                 iid: -1,
                 target: None,
                 candidates: vec![],
+                ranking: vec![],
                 history: vec![item],
                 item_tokens: vec![item],
                 template_set: "t".into(),
