@@ -204,8 +204,11 @@ pub struct Progress {
     /// Log mode: whether a reporter thread prints lines for the bars.
     logged: bool,
     /// The stage being run and when it started.
-    stage: Arc<Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>>,
+    stage: Arc<Mutex<Option<StageStart>>>,
 }
+
+/// A running stage's name and start time.
+type StageStart = (String, chrono::DateTime<chrono::Utc>);
 
 /// One running bar as `recx runs show` prints it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -31,6 +31,10 @@
 //! on tokio with axum. Decoding follows the request: `temperature` 0 is greedy, otherwise top-p
 //! sampling seeded by `seed` (default 0), so the same request gets the same answer.
 
+// Handlers refuse a request by returning the HTTP response itself as the error, as axum's own
+// extractors do; boxing it would only add an allocation per refusal.
+#![allow(clippy::result_large_err)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -356,7 +360,11 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     }
     axum::Json(json!({
         "object": "list",
-        "data": [{"id": state.name, "object": "model", "created": state.created, "owned_by": "recx"}]
+        // `max_model_len` as vLLM names it: clients size prompts without a failed request.
+        "data": [{
+            "id": state.name, "object": "model", "created": state.created, "owned_by": "recx",
+            "max_model_len": state.context,
+        }]
     }))
     .into_response()
 }

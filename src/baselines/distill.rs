@@ -14,9 +14,6 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 
 use crate::alignment::Task;
 use crate::alignment::record::TaskRecord;
@@ -27,8 +24,11 @@ use crate::pipeline::{Progress, check_cancel};
 use crate::recommender::model::RecModel;
 use crate::recommender::samples::{Examples, Query};
 use crate::recommender::sasrec::{SasRec, SasRecConfig};
-use crate::recommender::train::{BACKEND_RNG, adamw, clip_global_norm, mix, seeded_init};
 use crate::recommender::{MODEL_CONFIG, SavedConfig, TrainedRecommender};
+use crate::seed;
+use crate::training::{
+    adamw, clip_global_norm, epoch_order, lock_backend_rng, seed_step, seeded_init,
+};
 
 /// The row's label.
 pub const LABEL: &str = "SASRec-distilled";
@@ -78,18 +78,20 @@ pub fn distil<B: AutodiffBackend>(
     let teacher = TrainedRecommender::<B::InnerBackend>::load(rec_dir, device)?;
     let teacher_items = teacher.item_table().transpose();
     let ex = Examples::new(ds);
-    let mut student: SasRec<B> = seeded_init::<B, _>(device, mix(s.seed, 7, 7), |d| cfg.init(d));
-    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let mut student: SasRec<B> =
+        seeded_init::<B, _>(device, seed::derive(s.seed, "distill.init", &[]), |d| {
+            cfg.init(d)
+        });
+    let _guard = lock_backend_rng();
     let mut optim = adamw::<B, SasRec<B>>();
     let t = s.temperature;
     let steps = ex.train.len().div_ceil(s.batch_size);
     for epoch in 1..=s.epochs {
-        let mut order: Vec<usize> = (0..ex.train.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(s.seed, epoch as u64, 0)));
+        let order = epoch_order(ex.train.len(), s.seed, epoch);
         let bar = progress.bar(steps as u64, format!("distil epoch {epoch}"));
         for (step, chunk) in order.chunks(s.batch_size).enumerate() {
             check_cancel()?;
-            B::seed(device, mix(s.seed, epoch as u64, 1 + step as u64));
+            seed_step::<B>(device, s.seed, epoch, step);
             let queries: Vec<Query<'_>> = chunk.iter().map(|&i| ex.train[i].query).collect();
             let target_logits = teacher
                 .user_embeddings(&queries, device)

@@ -6,9 +6,6 @@
 //! with a notice. An endpoint returns text, not logits, so T3 reads the answer's leading
 //! Yes/No and T1 scores the answer as a one-item list.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
 use crate::alignment::Task;
 use crate::alignment::record::TaskRecord;
 use crate::data::Dataset;
@@ -76,8 +73,7 @@ pub fn answer(
     ds: &Dataset,
     seed: u64,
 ) -> Result<Vec<Scored>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(task as u64 + 1);
+    let mut rng = crate::seed::rng(seed, "baselines.task", &[task as u64]);
     let prompts: Vec<String> = shown
         .iter()
         .map(|r| {

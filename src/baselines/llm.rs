@@ -9,7 +9,6 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::alignment::record::{AlignmentRecord, TaskRecord};
@@ -174,8 +173,7 @@ pub fn score_backbone<B: Backend>(
     } else {
         Vec::new()
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(task as u64 + 1);
+    let mut rng = crate::seed::rng(seed, "baselines.task", &[task as u64]);
     let samples = icl_prompts(&bb.evaluator, &shown, &pool, shots, &mut rng)?;
     let refs: Vec<&TaskRecord> = shown.iter().collect();
     let label = format!("baselines {}", row_label(&bb.label, shots));

@@ -31,7 +31,6 @@ pub mod simple;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -44,6 +43,7 @@ use crate::eval::{Scored, record_scores, task_records};
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::llm_stage::{LlmStageBody, run_on_llm_device};
 use crate::pipeline::{Stage, StageContext, StageKind};
+use crate::seed;
 use crate::spec::{RawSpec, SeedSetting, Validate, Validator, limits};
 
 /// Every baseline answer with its row.
@@ -209,9 +209,12 @@ impl LlmStageBody for BaselinesStage {
 
 /// The random stream of one row and task.
 fn row_rng(seed: u64, row: Row, task: Task) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (row as u64).rotate_left(32));
-    rng.set_stream(task as u64 + 1);
-    rng
+    seed::rng(row_seed(seed, row), "baselines.task", &[task as u64])
+}
+
+/// The seed of one row under the stage seed.
+fn row_seed(seed: u64, row: Row) -> u64 {
+    seed::derive(seed, "baselines.row", &[row as u64])
 }
 
 fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
@@ -293,7 +296,7 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
                         shots,
                         &ds,
                         &templates,
-                        seed ^ (row as u64).rotate_left(32),
+                        row_seed(seed, row),
                     )?;
                     let shown: Vec<&TaskRecord> = shown.iter().collect();
                     store_row(ctx, &mut answers, &label, row, *task, &shown, &scores);
@@ -308,7 +311,7 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
                     train_tasks.iter().filter(|r| r.task == *task).collect();
                 let pool = llm::behaviour_form(&pool_refs, &ds, &templates, sep)?;
                 let row = Row::ExternalIcl;
-                let seed = seed ^ (row as u64).rotate_left(32);
+                let seed = row_seed(seed, row);
                 let scores =
                     external::answer(ctx, *task, &shown, &pool, section.icl_examples, &ds, seed)?;
                 let shown: Vec<&TaskRecord> = shown.iter().collect();

@@ -118,7 +118,11 @@ fn azure_deployments_get_their_url_and_api_key_header() {
     assert_eq!(answers, ["<score>C</score>", "<score>C</score>"]);
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
+    let want = format!(
+        "POST /openai/deployments/{DEPLOYMENT}/chat/completions?api-version={VERSION} HTTP/1.1"
+    );
     for r in &seen {
+        assert_eq!(r.request_line, want);
         assert_eq!(r.api_key.as_deref(), Some(key.as_str()));
         assert!(
             !r.authorization,

@@ -97,6 +97,9 @@ fn spec_text(port: u16) -> String {
     spec_with(port, "", true)
 }
 
+/// The test-scale LLM stages; the file ends inside its `[baselines]` table.
+const TINY_LLM: &str = include_str!("../fixtures/tiny_llm.toml");
+
 fn spec_with(port: u16, alignment_extra: &str, judge: bool) -> String {
     format!(
         r#"
@@ -125,8 +128,10 @@ enabled = {judge}
 model = "judge"
 base_url = "http://127.0.0.1:{port}/v1"
 api_key_env = "RECX_TEST_JUDGE_KEY"
-{}"#,
-        include_str!("../fixtures/tiny_llm.toml")
+{TINY_LLM}
+# The external-ICL baseline row asks the same endpoint; these tests count the judge's requests.
+rows = ["random", "popularity"]
+"#
     )
 }
 

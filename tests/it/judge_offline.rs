@@ -31,7 +31,8 @@ inner_size = 32
 epochs = 1
 
 [alignment]
-mode = "behaviour"
+# A mode with <user>/<item> tokens: the served run is asked a uid2hist prompt below.
+mode = "both"
 sharegpt_train = 0
 sharegpt_valid = 0
 

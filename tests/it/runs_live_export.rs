@@ -322,7 +322,9 @@ fn mlflow_reads_the_export_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // MLflow 3.x keeps the file store in maintenance mode behind this opt-in.
     let py = std::process::Command::new(&python)
+        .env("MLFLOW_ALLOW_FILE_STORE", "true")
         .args(["-c", PY_MLFLOW, out_dir.to_str().unwrap()])
         .output()
         .unwrap();

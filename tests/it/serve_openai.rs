@@ -250,14 +250,16 @@ msgs = [{"role": "user", "content": question}]
 whole = c.chat.completions.create(model="tiny", messages=msgs, max_tokens=12, temperature=0)
 stream = c.chat.completions.create(model="tiny", messages=msgs, max_tokens=12, temperature=0, stream=True)
 streamed = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
-models = [m.id for m in c.models.list()]
+listing = list(c.models.list())
+models = [m.id for m in listing]
+max_len = [(m.model_extra or {}).get("max_model_len") for m in listing]
 try:
     openai.OpenAI(base_url=base, api_key="wrong", max_retries=0).models.list()
     wrong = None
 except openai.AuthenticationError as e:
     wrong = e.status_code
 print(json.dumps({"whole": whole.choices[0].message.content, "streamed": streamed,
-                  "models": models, "wrong": wrong}))
+                  "models": models, "max_len": max_len, "wrong": wrong}))
 "#;
 
 #[test]
@@ -283,5 +285,10 @@ fn python_openai_gets_the_same_answers() {
     assert_eq!(got["whole"], expected.as_str());
     assert_eq!(got["streamed"], expected.as_str());
     assert_eq!(got["models"], serde_json::json!(["tiny"]));
+    let max_len = got["max_len"][0].as_u64().unwrap_or(0);
+    assert!(
+        max_len > 12,
+        "/v1/models must state the context length: {got}"
+    );
     assert_eq!(got["wrong"], 401);
 }

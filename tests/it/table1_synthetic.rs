@@ -54,7 +54,8 @@ num_heads = 4
 num_kv_heads = 2
 
 [train]
-epochs = 3
+# 3 epochs learn T1 (H@5 0.70) but leave T3 at chance (0.53); 8 reach 0.77 (seed 11).
+epochs = 8
 max_records = 1500
 valid_records = 50
 batch_size = 16
@@ -72,6 +73,7 @@ rows = ["random", "zero-shot"]
 
 [explain]
 max_records = 1
+min_new_tokens = 1
 max_new_tokens = 4
 "#;
 
