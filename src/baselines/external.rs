@@ -73,7 +73,7 @@ pub fn answer(
     ds: &Dataset,
     seed: u64,
 ) -> Result<Vec<Scored>> {
-    let mut rng = crate::seed::rng(seed, "baselines.task", &[task as u64]);
+    let mut rng = super::task_rng(seed, task);
     let prompts: Vec<String> = shown
         .iter()
         .map(|r| {

@@ -173,7 +173,7 @@ pub fn score_backbone<B: Backend>(
     } else {
         Vec::new()
     };
-    let mut rng = crate::seed::rng(seed, "baselines.task", &[task as u64]);
+    let mut rng = super::task_rng(seed, task);
     let samples = icl_prompts(&bb.evaluator, &shown, &pool, shots, &mut rng)?;
     let refs: Vec<&TaskRecord> = shown.iter().collect();
     let label = format!("baselines {}", row_label(&bb.label, shots));

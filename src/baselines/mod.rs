@@ -209,7 +209,12 @@ impl LlmStageBody for BaselinesStage {
 
 /// The random stream of one row and task.
 fn row_rng(seed: u64, row: Row, task: Task) -> ChaCha8Rng {
-    seed::rng(row_seed(seed, row), "baselines.task", &[task as u64])
+    task_rng(row_seed(seed, row), task)
+}
+
+/// The random stream of `task` under a row's seed (see [`row_seed`]).
+pub(crate) fn task_rng(row_seed: u64, task: Task) -> ChaCha8Rng {
+    seed::rng(row_seed, "baselines.task", &[task as u64])
 }
 
 /// The seed of one row under the stage seed.
