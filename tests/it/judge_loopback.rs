@@ -101,6 +101,11 @@ fn spec_text(port: u16) -> String {
 const TINY_LLM: &str = include_str!("../fixtures/tiny_llm.toml");
 
 fn spec_with(port: u16, alignment_extra: &str, judge: bool) -> String {
+    let last_table = TINY_LLM.rsplit("\n[").next().unwrap_or_default();
+    assert!(
+        last_table.starts_with("baselines]"),
+        "tests/fixtures/tiny_llm.toml must end in its [baselines] table: `rows` is appended there"
+    );
     format!(
         r#"
 [experiment]
