@@ -38,6 +38,9 @@ pub struct ReportArgs {
     /// Group key or label of the baseline group for significance tests.
     #[arg(long)]
     pub baseline: Option<String>,
+    /// Open the report in a browser when it is written ($BROWSER, else the desktop's opener).
+    #[arg(long)]
+    pub open: bool,
 }
 
 pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCode> {
@@ -80,7 +83,44 @@ pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCo
     for note in &summary.notes {
         println!("note: {note}");
     }
+    if args.open {
+        open_in_browser(&out_dir.join("index.html"))?;
+    }
     Ok(ok())
+}
+
+/// Opens `page` with `$BROWSER` (the Unix convention) or the desktop's opener, and waits for
+/// the opener (not the browser) to hand it over.
+fn open_in_browser(page: &Path) -> Result<()> {
+    let page =
+        std::path::absolute(page).with_context(|| format!("resolving {}", page.display()))?;
+    let openers: Vec<(String, Vec<String>)> = match std::env::var("BROWSER") {
+        Ok(b) if !b.trim().is_empty() => vec![(b, vec![])],
+        _ if cfg!(target_os = "macos") => vec![("open".into(), vec![])],
+        _ if cfg!(windows) => vec![("cmd".into(), ["/C", "start", ""].map(String::from).to_vec())],
+        _ => vec![
+            ("xdg-open".into(), vec![]),
+            ("gio".into(), vec!["open".into()]),
+        ],
+    };
+    let mut tried = Vec::new();
+    for (program, args) in openers {
+        match std::process::Command::new(&program)
+            .args(&args)
+            .arg(&page)
+            .stdin(std::process::Stdio::null())
+            .status()
+        {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) => tried.push(format!("{program} exited with {status}")),
+            Err(e) => tried.push(format!("{program}: {e}")),
+        }
+    }
+    bail!(
+        "could not open {} in a browser ({}); set BROWSER or open the file by hand",
+        page.display(),
+        tried.join("; ")
+    )
 }
 
 pub fn cmd_compare(root: &Path, a: &str, b: &str) -> Result<std::process::ExitCode> {

@@ -2,9 +2,13 @@
 //!
 //! Text uses the vendored DejaVu Sans (`assets/fonts/`), registered with plotters' `ab_glyph`
 //! renderer, so figures look the same on every machine and need no system fonts. A figure is
-//! drawn only when its data exists: per-task bars (metrics by group, error bars = bootstrap 95%
-//! CI), training curves (mean over seeds, band ± std), rating distributions (stacked bars, paper
+//! drawn only when its data exists, and each one holds one comparable family of metrics (the
+//! report's sections choose the families): bars (mean over seeds, whiskers ± std, every seed a
+//! dot), training curves (mean over seeds, band ± std), rating distributions (stacked bars, paper
 //! Fig. 3), confusion matrices (Fig. 4) and task-ablation bars (Fig. 7).
+//!
+//! Category labels are measured with the font and wrapped (at `.`, `,` and spaces) or shrunk
+//! until each fits its slot, so neighbouring labels never overlap ([`fit_labels`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,7 +18,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::group::{Group, result_metrics};
+use super::group::{Group, Summary};
 use super::{CONFUSION_MARK, EXAMPLE_RATING, Figure, PARAM_TASKS};
 use crate::error::IoContext;
 use crate::{Error, Result, stats};
@@ -87,18 +91,113 @@ fn save(plot: &impl Plot, dir: &Path, id: &str, caption: String) -> Result<Figur
     })
 }
 
-/// Draws `labels` centred under integer x positions of a chart whose x axis is `f64`; a label
-/// with several parts ("mode=both, tasks=[]") gets one line per part.
+/// Largest and smallest font size of category labels.
+const LABEL_SIZES: (u32, u32) = (15, 9);
+
+/// A category label laid out to fit its slot: font size and lines.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FittedLabel {
+    pub size: u32,
+    pub lines: Vec<String>,
+}
+
+/// Width in pixels of `text` in the report font at `size`.
+fn text_width(text: &str, size: u32) -> u32 {
+    (FONT, size as f64)
+        .into_font()
+        .box_size(text)
+        .map_or(text.chars().count() as u32 * size, |(w, _)| w)
+}
+
+/// Greedily fills lines no wider than `max_px` with the pieces of `label`, breaking after
+/// `.`, `,`, `/`, `-`, `_` and spaces and at `key=value` parts ([`label_lines`]); a piece wider than a
+/// line stays whole (the caller shrinks the font then).
+fn wrap_label(label: &str, size: u32, max_px: u32) -> Vec<String> {
+    let mut lines = Vec::new();
+    for part in label_lines(label) {
+        let mut pieces: Vec<String> = Vec::new();
+        let mut cur = String::new();
+        for c in part.chars() {
+            cur.push(c);
+            if matches!(c, '.' | ',' | '/' | '-' | '_' | ' ') {
+                pieces.push(std::mem::take(&mut cur));
+            }
+        }
+        if !cur.is_empty() {
+            pieces.push(cur);
+        }
+        let mut line = String::new();
+        for piece in pieces {
+            let candidate = format!("{line}{piece}");
+            if !line.is_empty() && text_width(candidate.trim_end(), size) > max_px {
+                lines.push(line.trim_end().to_string());
+                line = piece.trim_start().to_string();
+            } else {
+                line = candidate;
+            }
+        }
+        if !line.trim().is_empty() {
+            lines.push(line.trim_end().to_string());
+        }
+    }
+    lines
+}
+
+/// Lays out `labels` under slots `slot_px` wide: the largest font size (15 down to 9) at which
+/// every wrapped line fits in its slot with a little space to spare. Labels are never allowed to
+/// reach into a neighbour's slot; at the smallest size a label too long even wrapped is cut
+/// with an ellipsis.
+pub(crate) fn fit_labels(labels: &[String], slot_px: u32) -> Vec<FittedLabel> {
+    let room = slot_px.saturating_sub(6).max(10);
+    let fits = |l: &FittedLabel| l.lines.iter().all(|x| text_width(x, l.size) <= room);
+    let wrap = |size: u32| -> Vec<FittedLabel> {
+        labels
+            .iter()
+            .map(|l| FittedLabel {
+                size,
+                lines: wrap_label(l, size, room),
+            })
+            .collect()
+    };
+    for size in (LABEL_SIZES.1..=LABEL_SIZES.0).rev() {
+        let laid = wrap(size);
+        if laid.iter().all(|l| fits(l) && l.lines.len() <= 4) {
+            return laid;
+        }
+    }
+    wrap(LABEL_SIZES.1)
+        .into_iter()
+        .map(|mut l| {
+            let size = l.size;
+            l.lines.truncate(4);
+            for line in &mut l.lines {
+                if text_width(line, size) > room {
+                    while text_width(&format!("{line}…"), size) > room && line.pop().is_some() {}
+                    line.push('…');
+                }
+            }
+            l
+        })
+        .collect()
+}
+
+/// Draws `labels` centred under integer x positions of a chart whose x axis is `f64`, fitted to
+/// the distance between two positions.
 fn draw_category_labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     to_px: impl Fn(f64) -> (i32, i32),
     labels: &[String],
 ) -> DrawResult<DB> {
-    let size = if labels.len() > 5 { 13 } else { 15 };
-    for (i, name) in labels.iter().enumerate() {
+    let slot = if labels.len() > 1 {
+        (to_px(1.0).0 - to_px(0.0).0).unsigned_abs()
+    } else {
+        SIZE.0 / 2
+    };
+    for (i, fitted) in fit_labels(labels, slot).iter().enumerate() {
         let (x, y) = to_px(i as f64);
-        for (k, line) in label_lines(name).iter().enumerate() {
-            let style = (FONT, size)
+        let size = fitted.size as i32;
+        for (k, line) in fitted.lines.iter().enumerate() {
+            let style = (FONT, fitted.size as f64)
                 .into_font()
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Top));
@@ -134,11 +233,41 @@ fn label_lines(label: &str) -> Vec<String> {
     lines
 }
 
-/// A mean with an optional interval, for one bar.
-#[derive(Clone, Copy)]
+/// Width of the right margin that holds a figure's legend.
+const LEGEND_WIDTH: u32 = 230;
+
+/// Draws a legend in the right margin (outside the plot, so it never hides data): a colour
+/// swatch and the label, wrapped to the margin, per entry.
+fn draw_side_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor)],
+) -> DrawResult<DB> {
+    let size = 13;
+    let x = (SIZE.0 - LEGEND_WIDTH + 16) as i32;
+    let mut y = 60;
+    for (label, c) in entries {
+        root.draw(&Rectangle::new([(x, y - 7), (x + 14, y + 7)], c.filled()))?;
+        let lines = wrap_label(label, size, LEGEND_WIDTH - 44);
+        for line in &lines {
+            let style = (FONT, size as f64)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(line.clone(), (x + 22, y), style))?;
+            y += size as i32 + 4;
+        }
+        y += 10;
+    }
+    Ok(())
+}
+
+/// A mean with an optional interval and the values it summarises, for one bar.
+#[derive(Clone)]
 struct Bar {
     mean: f64,
     interval: Option<(f64, f64)>,
+    /// One dot per seed.
+    points: Vec<f64>,
 }
 
 /// Bars for each category (x) and series (colour), with error bars.
@@ -157,7 +286,7 @@ impl GroupedBars {
             .flat_map(|(_, bars)| bars.iter().flatten())
             .flat_map(|b| {
                 let (lo, hi) = b.interval.unwrap_or((b.mean, b.mean));
-                [b.mean, lo, hi]
+                [b.mean, lo, hi].into_iter().chain(b.points.iter().copied())
             });
         let (lo, hi) = values.fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
         let hi = if hi <= lo { lo + 1.0 } else { hi };
@@ -170,9 +299,17 @@ impl Plot for GroupedBars {
         root.fill(&WHITE)?;
         let n = self.categories.len() as f64;
         let (y0, y1) = self.y_range();
+        let legend: Vec<(String, RGBColor)> = self
+            .series
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, _))| !name.is_empty())
+            .map(|(j, (name, _))| (name.clone(), color(j)))
+            .collect();
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 22))
             .margin(14)
+            .margin_right(if legend.is_empty() { 14 } else { LEGEND_WIDTH })
             .x_label_area_size(60)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5..n - 0.5, y0..y1)?;
@@ -186,48 +323,39 @@ impl Plot for GroupedBars {
             .draw()?;
         let k = self.series.len().max(1) as f64;
         let width = 0.8 / k;
-        for (j, (name, bars)) in self.series.iter().enumerate() {
+        for (j, (_, bars)) in self.series.iter().enumerate() {
             let c = color(j);
             let left = |i: usize| i as f64 - 0.4 + j as f64 * width;
             let rects = bars.iter().enumerate().filter_map(|(i, b)| {
-                b.map(|b| {
+                b.as_ref().map(|b| {
                     Rectangle::new(
                         [(left(i) + 0.01, 0.0), (left(i) + width - 0.01, b.mean)],
                         c.filled(),
                     )
                 })
             });
-            chart
-                .draw_series(rects)?
-                .label(name.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
+            chart.draw_series(rects)?;
             for (i, b) in bars.iter().enumerate() {
-                let Some(Bar {
-                    interval: Some((lo, hi)),
-                    ..
-                }) = b
-                else {
-                    continue;
-                };
+                let Some(b) = b else { continue };
                 let mid = left(i) + width / 2.0;
-                let cap = width * 0.2;
-                let stroke = BLACK.stroke_width(2);
-                chart.draw_series([
-                    PathElement::new(vec![(mid, *lo), (mid, *hi)], stroke),
-                    PathElement::new(vec![(mid - cap, *lo), (mid + cap, *lo)], stroke),
-                    PathElement::new(vec![(mid - cap, *hi), (mid + cap, *hi)], stroke),
-                ])?;
+                if let Some((lo, hi)) = b.interval {
+                    let cap = width * 0.2;
+                    let stroke = BLACK.stroke_width(2);
+                    chart.draw_series([
+                        PathElement::new(vec![(mid, lo), (mid, hi)], stroke),
+                        PathElement::new(vec![(mid - cap, lo), (mid + cap, lo)], stroke),
+                        PathElement::new(vec![(mid - cap, hi), (mid + cap, hi)], stroke),
+                    ])?;
+                }
+                // Seeds as dots, spread across the bar so equal values stay visible.
+                let n = b.points.len().max(1) as f64;
+                chart.draw_series(b.points.iter().enumerate().map(|(k, &v)| {
+                    let x = mid + width * 0.5 * ((k as f64 + 0.5) / n - 0.5);
+                    Circle::new((x, v), 4, BLACK.mix(0.75).filled())
+                }))?;
             }
         }
-        if self.series.len() > 1 || !self.series.is_empty() && !self.series[0].0.is_empty() {
-            chart
-                .configure_series_labels()
-                .label_font((FONT, 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()?;
-        }
+        draw_side_legend(root, &legend)?;
         draw_category_labels(root, |x| chart.backend_coord(&(x, y0)), &self.categories)
     }
 }
@@ -265,17 +393,21 @@ impl Plot for Curves {
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 22))
             .margin(14)
+            .margin_right(LEGEND_WIDTH)
             .x_label_area_size(44)
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
+        // Steps are integers: never more labels than steps, so no label repeats.
+        let x_labels = ((x1 - x0).round() as usize + 1).clamp(2, 10);
         chart
             .configure_mesh()
             .x_desc("step")
+            .x_labels(x_labels)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc(self.y_label.as_str())
             .label_style((FONT, 14))
             .draw()?;
-        for (j, (name, line)) in self.lines.iter().enumerate() {
+        for (j, (_, line)) in self.lines.iter().enumerate() {
             let c = color(j);
             let sd = |s: f64| if s.is_finite() { s } else { 0.0 };
             let band: Vec<(f64, f64)> = line
@@ -284,23 +416,18 @@ impl Plot for Curves {
                 .chain(line.iter().rev().map(|&(x, m, s)| (x, m - sd(s))))
                 .collect();
             chart.draw_series([Polygon::new(band, c.mix(0.2).filled())])?;
-            chart
-                .draw_series(LineSeries::new(
-                    line.iter().map(|&(x, m, _)| (x, m)),
-                    c.stroke_width(2),
-                ))?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
-                });
+            chart.draw_series(LineSeries::new(
+                line.iter().map(|&(x, m, _)| (x, m)),
+                c.stroke_width(2),
+            ))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
+        let legend: Vec<(String, RGBColor)> = self
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _))| (name.clone(), color(j)))
+            .collect();
+        draw_side_legend(root, &legend)
     }
 }
 
@@ -320,7 +447,7 @@ impl Plot for StackedBars {
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 22))
             .margin(14)
-            .margin_right(170)
+            .margin_right(LEGEND_WIDTH)
             .x_label_area_size(60)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5..n - 0.5, 0.0..1.0)?;
@@ -332,7 +459,7 @@ impl Plot for StackedBars {
             .y_desc("fraction of cases")
             .label_style((FONT, 14))
             .draw()?;
-        for (l, level) in self.levels.iter().enumerate() {
+        for l in 0..self.levels.len() {
             let c = color(l);
             let rects = self.fractions.iter().enumerate().map(|(i, f)| {
                 let bottom: f64 = f[..l].iter().sum();
@@ -342,17 +469,6 @@ impl Plot for StackedBars {
                 )
             });
             chart.draw_series(rects)?;
-            // Legend in the right margin, drawn by hand (plotters' box sits inside the plot).
-            let (lx, ly) = (SIZE.0 as i32 - 150, 70 + l as i32 * 26);
-            root.draw(&Rectangle::new(
-                [(lx, ly - 8), (lx + 16, ly + 8)],
-                c.filled(),
-            ))?;
-            let style = (FONT, 15)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center));
-            root.draw(&Text::new(level.clone(), (lx + 24, ly), style))?;
             for (i, f) in self.fractions.iter().enumerate() {
                 if f[l] >= 0.06 {
                     let mid = f[..l].iter().sum::<f64>() + f[l] / 2.0;
@@ -368,6 +484,13 @@ impl Plot for StackedBars {
                 }
             }
         }
+        let legend: Vec<(String, RGBColor)> = self
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(l, level)| (level.clone(), color(l)))
+            .collect();
+        draw_side_legend(root, &legend)?;
         draw_category_labels(root, |x| chart.backend_coord(&(x, 0.0)), &self.categories)
     }
 }
@@ -473,15 +596,22 @@ fn slug(s: &str) -> String {
     out.trim_matches('_').to_string()
 }
 
-fn bar_of(g: &Group, metric: &str) -> Option<Bar> {
-    g.summaries.get(metric).filter(|s| s.n > 0).map(|s| Bar {
+/// The bar of a summary: the mean, whiskers ± 1 std (from two seeds on), every seed a dot.
+fn bar_of_summary(s: &Summary) -> Option<Bar> {
+    (s.n > 0).then(|| Bar {
         mean: s.mean,
-        interval: s.ci,
+        interval: (s.n >= 2 && s.std.is_finite()).then_some((s.mean - s.std, s.mean + s.std)),
+        points: s.values.clone(),
     })
 }
 
-/// Groups that ran every task: those whose `alignment.tasks` is absent or empty.
-fn full_task_groups(groups: &[Group]) -> Vec<&Group> {
+fn bar_of(g: &Group, metric: &str) -> Option<Bar> {
+    g.summaries.get(metric).and_then(bar_of_summary)
+}
+
+/// Groups that ran every task: those whose `alignment.tasks` is absent or empty (all groups
+/// when none did).
+pub(crate) fn full_task_groups(groups: &[Group]) -> Vec<&Group> {
     let full: Vec<&Group> = groups
         .iter()
         .filter(|g| matches!(g.param(PARAM_TASKS), None | Some("") | Some("[]")))
@@ -493,71 +623,60 @@ fn full_task_groups(groups: &[Group]) -> Vec<&Group> {
     }
 }
 
-fn has_ablation(groups: &[Group]) -> bool {
+/// Whether the groups ran several subsets of the alignment tasks (paper Fig. 7).
+pub(crate) fn has_ablation(groups: &[Group]) -> bool {
     let variants: BTreeSet<Option<&str>> = groups.iter().map(|g| g.param(PARAM_TASKS)).collect();
     variants.len() > 1
 }
 
-pub(crate) fn all_figures(
-    groups: &[Group],
+/// Whether every value of `metric` lies in [0, 1] (accuracies, NDCG, HCR, shares): such metrics
+/// share one axis.
+pub(crate) fn is_unit_metric(groups: &[Group], metric: &str) -> bool {
+    groups
+        .iter()
+        .filter_map(|g| g.summaries.get(metric))
+        .all(|s| s.values.iter().all(|v| (0.0..=1.0).contains(v)))
+}
+
+/// One series of bars: its legend label and a summary per category.
+pub(crate) type BarSeries<'a> = (String, Vec<Option<&'a Summary>>);
+
+/// Bar figures of one family of metrics: `categories` on the x axis, one colour per series.
+/// More than eight categories are split over several figures (`<id>_1`, `<id>_2`, ...).
+pub(crate) fn bars(
     dir: &Path,
-    notes: &mut Vec<String>,
+    id: &str,
+    title: &str,
+    caption: &str,
+    categories: &[String],
+    series: &[BarSeries<'_>],
 ) -> Result<Vec<Figure>> {
-    let mut figures = Vec::new();
-    figures.extend(task_bars(groups, dir)?);
-    figures.extend(curves(groups, dir)?);
-    figures.extend(ratings(groups, dir)?);
-    figures.extend(confusions(groups, dir)?);
-    if has_ablation(groups) {
-        figures.extend(ablation(groups, dir)?);
-    }
-    if figures.is_empty() {
-        notes.push("no figure: the runs have no metrics, series or examples to plot".into());
-    }
-    Ok(figures)
-}
-
-/// Metrics with values in [0, 1] (accuracies, NDCG, HCR): comparable on one axis.
-fn unit_metrics(groups: &[&Group]) -> Vec<String> {
-    result_metrics(groups.iter().copied())
-        .into_iter()
-        .filter(|m| {
-            groups
-                .iter()
-                .filter_map(|g| g.summaries.get(m))
-                .all(|s| s.values.iter().all(|v| (0.0..=1.0).contains(v)))
-        })
-        .collect()
-}
-
-fn task_bars(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
-    let main = full_task_groups(groups);
-    let metrics = unit_metrics(&main);
-    let chunks: Vec<&[String]> = metrics.chunks(MAX_BAR_CATEGORIES).collect();
+    let chunks: Vec<&[String]> = categories.chunks(MAX_BAR_CATEGORIES).collect();
     let mut out = Vec::new();
     for (k, chunk) in chunks.iter().enumerate() {
+        let start = k * MAX_BAR_CATEGORIES;
         let id = if chunks.len() == 1 {
-            "task_bars".to_string()
+            id.to_string()
         } else {
-            format!("task_bars_{}", k + 1)
+            format!("{id}_{}", k + 1)
         };
         let plot = GroupedBars {
-            title: "Metrics by alignment mode".into(),
+            title: title.to_string(),
             y_label: "mean over seeds".into(),
             categories: chunk.to_vec(),
-            series: main
+            series: series
                 .iter()
-                .map(|g| {
-                    (
-                        g.label.clone(),
-                        chunk.iter().map(|m| bar_of(g, m)).collect(),
-                    )
+                .map(|(label, cells)| {
+                    let bars = cells[start..start + chunk.len()]
+                        .iter()
+                        .map(|c| c.and_then(bar_of_summary))
+                        .collect();
+                    (label.clone(), bars)
                 })
                 .collect(),
         };
-        let caption = "Per-task metrics by group (alignment mode): bars are means over seeds, \
-                       error bars the bootstrap 95% CI of the mean."
-            .to_string();
+        let caption =
+            format!("{caption} Bars: mean over seeds; whiskers: ± 1 std; dots: the seeds.");
         out.push(save(&plot, dir, &id, caption)?);
     }
     Ok(out)
@@ -579,30 +698,103 @@ fn curve_over_seeds(g: &Group, name: &str) -> Curve {
         .collect()
 }
 
-fn curves(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
-    let names: BTreeSet<&String> = groups
+/// The names of every training curve the runs logged.
+pub(crate) fn series_names(groups: &[Group]) -> BTreeSet<String> {
+    groups
         .iter()
-        .flat_map(|g| g.runs.iter().flat_map(|r| r.series.keys()))
-        .collect();
-    let mut out = Vec::new();
+        .flat_map(|g| g.runs.iter().flat_map(|r| r.series.keys().cloned()))
+        .collect()
+}
+
+/// Curves that belong in one figure: `x.valid_loss` with its per-task `x.valid_loss.<task>`.
+/// A name's family is the name without its last segment when that prefix is a curve too.
+fn curve_families(names: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut families: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for name in names {
-        let lines: Vec<(String, Curve)> = groups
-            .iter()
-            .map(|g| (g.label.clone(), curve_over_seeds(g, name)))
-            .filter(|(_, l)| !l.is_empty())
-            .collect();
-        let plot = Curves {
-            title: format!("Training curve: {name}"),
-            y_label: name.clone(),
-            lines,
+        let family = name
+            .rsplit_once('.')
+            .map(|(head, _)| head)
+            .filter(|head| names.iter().any(|n| n == head))
+            .unwrap_or(name);
+        families
+            .entry(family.to_string())
+            .or_default()
+            .push(name.clone());
+    }
+    families
+}
+
+/// Most lines in one curve figure; a bigger family gets a figure per curve.
+const MAX_LINES: usize = 8;
+
+/// Training curves in `names`, one figure per family (`curve_<family>`: the overall curve and
+/// its per-task curves together, a line per group and member), or one per curve when a family
+/// would need more than eight lines.
+pub(crate) fn curves(groups: &[Group], names: &[String], dir: &Path) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    for (family, members) in curve_families(names) {
+        let line_label = |g: &Group, member: &str| {
+            let part = match member.strip_prefix(family.as_str()) {
+                Some("") => None,
+                Some(rest) => Some(rest.trim_start_matches('.').to_string()),
+                None => Some(member.to_string()),
+            };
+            match (groups.len(), part) {
+                (1, None) if members.len() > 1 => "all".to_string(),
+                (1, Some(p)) => p,
+                (_, None) => g.label.clone(),
+                (_, Some(p)) => format!("{}: {p}", g.label),
+            }
         };
-        let caption = format!("{name} during training: mean over seeds, band ± 1 std.");
-        out.push(save(&plot, dir, &format!("curve_{}", slug(name)), caption)?);
+        let lines_of = |members: &[String]| -> Vec<(String, Curve)> {
+            groups
+                .iter()
+                .flat_map(|g| {
+                    members
+                        .iter()
+                        .map(move |m| (line_label(g, m), curve_over_seeds(g, m)))
+                })
+                .filter(|(_, l)| !l.is_empty())
+                .collect()
+        };
+        let lines = lines_of(&members);
+        let figures: Vec<(String, Vec<(String, Curve)>)> = if lines.len() <= MAX_LINES {
+            vec![(family.clone(), lines)]
+        } else {
+            members
+                .iter()
+                .map(|m| (m.clone(), lines_of(std::slice::from_ref(m))))
+                .collect()
+        };
+        for (name, lines) in figures {
+            if lines.is_empty() {
+                continue;
+            }
+            let per_task = if name == family && members.len() > 1 {
+                " and per task"
+            } else {
+                ""
+            };
+            let plot = Curves {
+                title: format!("Training curve: {name}{per_task}"),
+                y_label: name.clone(),
+                lines,
+            };
+            let caption =
+                format!("{name}{per_task} during training: mean over seeds, band ± 1 std.");
+            out.push(save(
+                &plot,
+                dir,
+                &format!("curve_{}", slug(&name)),
+                caption,
+            )?);
+        }
     }
     Ok(out)
 }
 
-fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
+/// The judge's rating distribution per group (paper Fig. 3), when the runs rated examples.
+pub(crate) fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
     let levels: Vec<String> = (0..4).map(|k| format!("RATING-{k}")).collect();
     let mut categories = Vec::new();
     let mut fractions = Vec::new();
@@ -646,7 +838,8 @@ pub(crate) fn confusion_cell(name: &str) -> Option<(&str, &str, &str)> {
     Some((&name[..at], t, p))
 }
 
-fn confusions(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
+/// Every confusion matrix the runs recorded (paper Fig. 4), one figure per group and source.
+pub(crate) fn confusions(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
     for g in groups {
         // One matrix per metric prefix (e.g. "discriminator.").
@@ -699,16 +892,18 @@ fn confusions(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
     Ok(out)
 }
 
-fn ablation(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
+/// Task-ablation bars (paper Fig. 7): one figure per metric in `metrics` that two groups or more
+/// measured, a bar per group.
+pub(crate) fn ablation(groups: &[Group], metrics: &[String], dir: &Path) -> Result<Vec<Figure>> {
     let categories: Vec<String> = groups
         .iter()
         .map(|g| g.label.replace("tasks=[]", "all tasks"))
         .collect();
     let mut out = Vec::new();
-    for metric in result_metrics(groups) {
+    for metric in metrics {
         let present = groups
             .iter()
-            .filter(|g| g.summaries.contains_key(&metric))
+            .filter(|g| g.summaries.contains_key(metric))
             .count();
         if present < 2 {
             continue;
@@ -719,16 +914,17 @@ fn ablation(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
             categories: categories.clone(),
             series: vec![(
                 String::new(),
-                groups.iter().map(|g| bar_of(g, &metric)).collect(),
+                groups.iter().map(|g| bar_of(g, metric)).collect(),
             )],
         };
         let caption = format!(
-            "Task ablation (paper Fig. 7): {metric} by alignment.tasks; mean over seeds, error bars the bootstrap 95% CI."
+            "Task ablation (paper Fig. 7): {metric} by alignment.tasks. Bars: mean over seeds; \
+             whiskers: ± 1 std; dots: the seeds."
         );
         out.push(save(
             &plot,
             dir,
-            &format!("ablation_{}", slug(&metric)),
+            &format!("ablation_{}", slug(metric)),
             caption,
         )?);
     }
@@ -753,5 +949,59 @@ mod tests {
         );
         assert_eq!(confusion_cell("confusion/a/b"), Some(("", "a", "b")));
         assert_eq!(confusion_cell("x.noconfusion/a/b"), None);
+    }
+
+    #[test]
+    fn per_task_curves_join_their_overall_curve() {
+        let names: Vec<String> = [
+            "train.valid_loss",
+            "train.valid_loss.uid2next",
+            "train.valid_loss.uid2hist",
+            "train.lr",
+            "recommender.valid_ndcg@10",
+        ]
+        .map(String::from)
+        .to_vec();
+        let families = curve_families(&names);
+        assert_eq!(families.len(), 3);
+        assert_eq!(families["train.valid_loss"].len(), 3);
+        assert_eq!(families["train.lr"], ["train.lr"]);
+    }
+
+    /// The slot of one category when eight share the plot width, as a bar chart lays them out.
+    const NARROW_SLOT: u32 = (SIZE.0 - 70 - 28) / 8;
+
+    #[test]
+    fn fitted_labels_never_reach_into_a_neighbours_slot() {
+        register_font().unwrap();
+        let labels: Vec<String> = [
+            "uidiid2binary.acc",
+            "SmolLM2-135M-Instruct-zero-shot",
+            "popularity.ndcg@10",
+            "top1.valid.max_share",
+            "mode=both, tasks=[\"uid2next\", \"uid2hist\"]",
+            "aligned, both (RecExplainer-H setup)",
+            "an_identifier_without_any_break_points_at_all_anywhere",
+            "T1 H@5",
+        ]
+        .map(String::from)
+        .to_vec();
+        for slot in [NARROW_SLOT, 2 * NARROW_SLOT, SIZE.0 / 2] {
+            for fitted in fit_labels(&labels, slot) {
+                assert!((LABEL_SIZES.1..=LABEL_SIZES.0).contains(&fitted.size));
+                assert!(fitted.lines.len() <= 4, "{fitted:?}");
+                for line in &fitted.lines {
+                    let w = text_width(line, fitted.size);
+                    assert!(w + 6 <= slot, "{line:?} is {w} px in a {slot} px slot");
+                }
+            }
+        }
+        // Short labels keep the largest size and one line; nothing is lost from wrapped ones.
+        let short = fit_labels(&["T1 H@5".to_string()], NARROW_SLOT);
+        assert_eq!(short[0].size, LABEL_SIZES.0);
+        assert_eq!(short[0].lines, ["T1 H@5"]);
+        let wrapped = fit_labels(&["popularity.ndcg@10".to_string()], 60);
+        assert_eq!(wrapped[0].lines.concat(), "popularity.ndcg@10");
+        assert!(wrapped[0].lines.len() >= 2);
     }
 }

@@ -300,15 +300,30 @@ pub(crate) fn runs_section(runs: &[RunData], groups: &[Group]) -> Section {
         title: "Runs".into(),
         text,
         tables: vec![table],
+        figures: Vec::new(),
     }
 }
 
-/// Mean ± std over seeds per group and metric; the CSV has the CI, n and the run ids.
+/// Every metric, mean ± std over seeds: a row per metric, a column per group (so many metrics
+/// never push a group off-screen); the CSV has the CI, n, the run ids and each seed's value.
 pub(crate) fn results_section(groups: &[Group]) -> Section {
     let metrics = result_metrics(groups);
-    let mut header = vec!["group".to_string(), "n".to_string()];
-    header.extend(metrics.iter().cloned());
-    let mut table = Table::new("results", "Mean ± std over seeds.", header);
+    let mut header = vec!["metric".to_string()];
+    header.extend(
+        groups
+            .iter()
+            .map(|g| format!("{} (n={})", g.label, g.runs.len())),
+    );
+    let mut table = Table::new("results", "Every metric: mean ± std over seeds.", header);
+    for m in &metrics {
+        let mut row = vec![m.clone()];
+        row.extend(
+            groups
+                .iter()
+                .map(|g| g.summaries.get(m).map_or_else(|| "–".into(), fmt_summary)),
+        );
+        table.rows.push(row);
+    }
     let csv_header = [
         "group",
         "group_key",
@@ -325,16 +340,6 @@ pub(crate) fn results_section(groups: &[Group]) -> Section {
     .to_vec();
     let mut csv_rows = Vec::new();
     for g in groups {
-        let mut row = vec![g.label.clone(), g.runs.len().to_string()];
-        for m in &metrics {
-            row.push(
-                g.summaries
-                    .get(m)
-                    .map(fmt_summary)
-                    .unwrap_or_else(|| "–".into()),
-            );
-        }
-        table.rows.push(row);
         for (m, s) in &g.summaries {
             let (lo, hi) =
                 s.ci.map(|(l, h)| (l.to_string(), h.to_string()))
@@ -363,14 +368,15 @@ pub(crate) fn results_section(groups: &[Group]) -> Section {
     }
     table.csv = Some((csv_header, csv_rows));
     Section {
-        title: "Results".into(),
+        title: "Every metric".into(),
         text: vec![
-            "Each cell is the mean ± sample standard deviation over the seeds of a group (runs \
-             that differ only by seed). tables/results.csv adds n, the percentile bootstrap 95% \
+            "Every metric of every stage, bookkeeping included. Each cell is the mean ± sample \
+             standard deviation over the seeds of a group (runs that differ only by seed). tables/results.csv adds n, the percentile bootstrap 95% \
              CI of the mean and each seed's value; tables/runs.csv has every run."
                 .into(),
         ],
         tables: vec![table],
+        figures: Vec::new(),
     }
 }
 
@@ -422,6 +428,7 @@ pub(crate) fn significance_sections(
                 table.rows.len()
             )],
             tables: vec![table],
+            figures: Vec::new(),
         });
     }
     if let Some(table) = per_example_table(groups, base, opts) {
@@ -438,6 +445,7 @@ pub(crate) fn significance_sections(
                 table.rows.len()
             )],
             tables: vec![table],
+            figures: Vec::new(),
         });
     }
     sections

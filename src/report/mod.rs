@@ -26,6 +26,11 @@
 //!   0–3) feeds the rating-distribution figure (paper Fig. 3).
 //!
 //! # What comes out (`out_dir`)
+//! The page leads with what an experiment is for: the paper's Tables 1–3 with Table 1's baseline
+//! rows and significance markers (`headline`), each run's Table 1 with per-example tests, the
+//! significance tables; then one section per stage with its own figures (`stages`); bookkeeping
+//! (every metric, alignment-data counts, the runs) comes last.
+//!
 //! `index.md`, `index.html` (self-contained: PNGs embedded as data URIs; the SVGs lie beside it
 //! in `figures/`; every string from runs is HTML-escaped), `figures/<id>.{png,svg}`, and
 //! `tables/<id>.{md,tex,csv}`. The runs table lists run ids, spec hashes and git commits, so every
@@ -41,8 +46,10 @@
 mod compare;
 mod figures;
 mod group;
+mod headline;
 mod page;
 mod paper;
+mod stages;
 mod table;
 mod table1;
 
@@ -156,17 +163,15 @@ pub(crate) struct Figure {
 pub(crate) struct ReportContent {
     pub title: String,
     pub sections: Vec<Section>,
-    /// The figures come after this many sections.
-    pub figures_after: usize,
-    pub figures: Vec<Figure>,
     pub notes: Vec<String>,
 }
 
-/// A titled block of tables with explanatory text.
+/// A titled block of tables, then figures, with explanatory text.
 pub(crate) struct Section {
     pub title: String,
     pub text: Vec<String>,
     pub tables: Vec<Table>,
+    pub figures: Vec<Figure>,
 }
 
 /// Checks a report folder name: one plain path component, so `--out` really bounds where a
@@ -206,6 +211,7 @@ fn table1_section(runs: &[RunData], opts: &ReportOptions) -> Option<Section> {
                 .into(),
         ],
         tables,
+        figures: Vec::new(),
     })
 }
 
@@ -221,26 +227,30 @@ pub fn render_report(
         ));
     }
     let groups = group::group_runs(runs, opts);
-    let mut notes = Vec::new();
-    let mut sections = vec![group::results_section(&groups)];
-    if opts.paper {
-        sections.extend(paper::paper_sections(&groups, opts, &mut notes)?);
-    }
-    if let Some(s) = table1_section(runs, opts) {
-        sections.push(s);
-    }
-    let figures_after = sections.len();
-    sections.extend(group::significance_sections(&groups, opts, &mut notes));
-    sections.extend(paper::table_b2_section(&groups, opts)?);
-    sections.push(group::runs_section(runs, &groups));
     let figures_dir = out_dir.join("figures");
     std::fs::create_dir_all(&figures_dir).at(&figures_dir)?;
-    let figures = figures::all_figures(&groups, &figures_dir, &mut notes)?;
+    let mut notes = Vec::new();
+    // What the experiment is for first (Tables 1–3 with baselines and significance), then the
+    // stages in pipeline order, then bookkeeping: every metric, the data counts, the runs.
+    let mut sections = Vec::new();
+    sections.extend(headline::headline_section(
+        &groups,
+        opts,
+        &figures_dir,
+        &mut notes,
+    )?);
+    sections.extend(table1_section(runs, opts));
+    sections.extend(group::significance_sections(&groups, opts, &mut notes));
+    sections.extend(stages::stage_sections(&groups, &figures_dir)?);
+    sections.push(group::results_section(&groups));
+    sections.extend(paper::table_b2_section(&groups, opts)?);
+    sections.push(group::runs_section(runs, &groups));
+    if sections.iter().all(|s| s.figures.is_empty()) {
+        notes.push("no figure: the runs have no metrics, series or examples to plot".into());
+    }
     let content = ReportContent {
         title: opts.title.clone(),
         sections,
-        figures_after,
-        figures,
         notes,
     };
     page::write_all(&content, out_dir)?;
@@ -253,7 +263,11 @@ pub fn render_report(
             .iter()
             .flat_map(|s| s.tables.iter().map(|t| t.id.clone()))
             .collect(),
-        figures: content.figures.iter().map(|f| f.id.clone()).collect(),
+        figures: content
+            .sections
+            .iter()
+            .flat_map(|s| s.figures.iter().map(|f| f.id.clone()))
+            .collect(),
         notes: content.notes,
     })
 }

@@ -49,10 +49,7 @@ pub(crate) fn write_all(content: &ReportContent, out_dir: &Path) -> Result<()> {
 fn markdown(content: &ReportContent) -> String {
     let md = escape_markdown_text;
     let mut out = format!("# {}\n\n", md(&content.title));
-    for (i, s) in content.sections.iter().enumerate() {
-        if i == content.figures_after {
-            markdown_figures(&mut out, &content.figures);
-        }
+    for s in &content.sections {
         let _ = writeln!(out, "## {}\n", md(&s.title));
         for p in &s.text {
             let _ = writeln!(out, "{}\n", md(p));
@@ -66,9 +63,7 @@ fn markdown(content: &ReportContent) -> String {
             );
             let _ = writeln!(out, "{}", t.to_markdown());
         }
-    }
-    if content.sections.len() <= content.figures_after {
-        markdown_figures(&mut out, &content.figures);
+        markdown_figures(&mut out, &s.figures);
     }
     if !content.notes.is_empty() {
         out.push_str("## Notes\n\n");
@@ -80,10 +75,6 @@ fn markdown(content: &ReportContent) -> String {
 }
 
 fn markdown_figures(out: &mut String, figures: &[Figure]) {
-    if figures.is_empty() {
-        return;
-    }
-    out.push_str("## Figures\n\n");
     for f in figures {
         let _ = writeln!(
             out,
@@ -103,12 +94,20 @@ img{max-width:100%;border:1px solid #ddd}figcaption{font-size:0.9em;color:#444}\
 
 /// Marks each image with its decoded width (`data-natural-width`) once the page has loaded, and
 /// flags images that failed to load, so a browser (or a headless test) can see broken figures.
+/// It also records where the first table ends (`data-first-table-bottom`, in CSS pixels from the
+/// top of the page) and the window's height (`data-window-height`): whether the headline
+/// numbers are on the first screen.
 const CHECK_SCRIPT: &str = "window.addEventListener('load',function(){var bad=0;\
 for(var i=0;i<document.images.length;i++){var im=document.images[i];\
 im.setAttribute('data-natural-width',im.naturalWidth);\
 if(!im.complete||im.naturalWidth===0){im.className+=' broken';bad++;}}\
-document.body.setAttribute('data-figures-loaded',document.images.length-bad);\
-document.body.setAttribute('data-figures-broken',bad);});";
+var b=document.body;b.setAttribute('data-figures-loaded',document.images.length-bad);\
+b.setAttribute('data-figures-broken',bad);var t=document.querySelector('table');\
+if(t){var r=t.getBoundingClientRect();b.setAttribute('data-first-table-id',t.id);\
+b.setAttribute('data-first-table-bottom',Math.round(r.bottom+window.scrollY));\
+b.setAttribute('data-first-table-right',Math.round(r.right));}\
+b.setAttribute('data-window-height',window.innerHeight);\
+b.setAttribute('data-window-width',window.innerWidth);});";
 
 fn html(content: &ReportContent) -> String {
     let mut out = String::new();
@@ -118,14 +117,8 @@ fn html(content: &ReportContent) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
          <style>{STYLE}</style>\n<script>{CHECK_SCRIPT}</script>\n</head>\n<body>\n<h1>{title}</h1>\n"
     );
-    for (i, s) in content.sections.iter().enumerate() {
-        if i == content.figures_after {
-            html_figures(&mut out, &content.figures);
-        }
+    for s in &content.sections {
         html_section(&mut out, s);
-    }
-    if content.sections.len() <= content.figures_after {
-        html_figures(&mut out, &content.figures);
     }
     if !content.notes.is_empty() {
         out.push_str("<h2>Notes</h2>\n<ul>\n");
@@ -168,13 +161,10 @@ fn html_section(out: &mut String, s: &Section) {
         }
         out.push_str("</tbody>\n</table></div>\n");
     }
+    html_figures(out, &s.figures);
 }
 
 fn html_figures(out: &mut String, figures: &[Figure]) {
-    if figures.is_empty() {
-        return;
-    }
-    out.push_str("<h2>Figures</h2>\n");
     let b64 = base64::engine::general_purpose::STANDARD;
     for f in figures {
         let id = escape_html(&f.id);

@@ -1,16 +1,14 @@
-//! Paper mode: Tables 1–3 laid out like the RecExplainer paper, our numbers beside the published
-//! ones (`data/paper/published.csv`, copied from the paper via the spec's §8), with markers for
-//! our significant differences from the baseline.
+//! The paper's side of a report: its published numbers (`data/paper/published.csv`, copied from
+//! the paper via the spec's §8), which of our metrics fill its Tables 1–3 (laid out in
+//! `headline`), and the alignment-data counts beside its Table B2.
 //!
 //! Our groups map to the paper's rows by alignment mode: behaviour → RecExplainer-B, intention →
 //! RecExplainer-I, both → RecExplainer-H, none → Vicuna-7B (the unaligned backbone).
 
-use std::collections::BTreeMap;
-
-use super::group::{Group, baseline_index, fmt_num, fmt_summary, seed_test};
+use super::group::Group;
 use super::table::Table;
-use super::{PARAM_MODE, PARAM_TASKS, ReportOptions, Section};
-use crate::{Error, Result, stats};
+use super::{PARAM_MODE, ReportOptions, Section};
+use crate::{Error, Result};
 
 const PUBLISHED_CSV: &str = include_str!("../../data/paper/published.csv");
 const PUBLISHED_PATH: &str = "data/paper/published.csv";
@@ -101,7 +99,7 @@ pub fn published_values() -> Result<Vec<PublishedValue>> {
 }
 
 /// The paper's row name for a group, from its alignment mode.
-fn paper_method(group: &Group) -> Option<&'static str> {
+pub(crate) fn paper_method(group: &Group) -> Option<&'static str> {
     match group.param(PARAM_MODE)? {
         "behaviour" => Some("RecExplainer-B"),
         "intention" => Some("RecExplainer-I"),
@@ -109,149 +107,6 @@ fn paper_method(group: &Group) -> Option<&'static str> {
         "none" => Some("Vicuna-7B"),
         _ => None,
     }
-}
-
-/// Row names for our groups. When several groups share a method, the one that ran every task
-/// (if exactly one did) keeps the paper's name; the others get their group label added.
-fn row_names(groups: &[Group]) -> Vec<String> {
-    let full = |g: &Group| matches!(g.param(PARAM_TASKS), None | Some("") | Some("[]"));
-    let mut count: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for g in groups {
-        let e = count.entry(paper_method(g).unwrap_or("")).or_default();
-        e.0 += 1;
-        e.1 += usize::from(full(g));
-    }
-    groups
-        .iter()
-        .map(|g| match paper_method(g) {
-            Some(m) if count[m].0 == 1 || (count[m].1 == 1 && full(g)) => m.to_string(),
-            Some(m) => format!("{m} [{}]", g.label),
-            None => g.label.clone(),
-        })
-        .collect()
-}
-
-pub(crate) fn paper_sections(
-    groups: &[Group],
-    opts: &ReportOptions,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Section>> {
-    let published = published_values()?;
-    let ds = opts.paper_dataset.as_str();
-    if !published.iter().any(|p| p.dataset == ds) {
-        return Err(Error::Config(format!(
-            "paper dataset {ds:?} is not in {PUBLISHED_PATH}; use games, movies or steam"
-        )));
-    }
-    let lookup = |table: &str, method: &str, metric: &str| {
-        published
-            .iter()
-            .find(|p| {
-                p.table == table && p.dataset == ds && p.method == method && p.metric == metric
-            })
-            .map(|p| p.value)
-    };
-    let specs = [
-        (
-            "paper_table1",
-            "table1",
-            "Table 1: alignment effect",
-            opts.paper_keys.table1.clone(),
-        ),
-        (
-            "paper_table2",
-            "table2",
-            "Table 2: explanation quality",
-            vec![opts.paper_keys.table2.clone()],
-        ),
-        (
-            "paper_table3",
-            "table3",
-            "Table 3: score predictor",
-            vec![opts.paper_keys.table3.clone()],
-        ),
-    ];
-    let base = baseline_index(groups, opts);
-    let names = row_names(groups);
-    let mut sections = Vec::new();
-    for (id, table_name, title, columns) in specs {
-        if !columns.iter().any(|c| {
-            groups
-                .iter()
-                .any(|g| g.summaries.contains_key(&c.our_metric))
-        }) {
-            notes.push(format!(
-                "{title}: no run has the metrics {}; table left out",
-                columns
-                    .iter()
-                    .map(|c| c.our_metric.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            continue;
-        }
-        let paper_methods: Vec<String> = published
-            .iter()
-            .filter(|p| p.table == table_name && p.dataset == ds)
-            .map(|p| p.method.clone())
-            .fold(Vec::new(), |mut acc, m| {
-                if !acc.contains(&m) {
-                    acc.push(m);
-                }
-                acc
-            });
-        let markers = significance_markers(groups, base, &columns);
-        // Our Table 2 is rated by whatever judge the runs used; say which.
-        let judge = (table_name == "table2")
-            .then(|| judge_label(groups))
-            .flatten();
-        let mut header = vec!["Method".to_string()];
-        for c in &columns {
-            match &judge {
-                Some(j) => header.push(format!("rating by {j} (0–3) (ours)")),
-                None => header.push(format!("{} (ours)", c.label)),
-            }
-            header.push(format!("{} (paper)", c.label));
-        }
-        let caption = format!("{title} ({ds}); ours: mean ± std over seeds; paper: published.");
-        let mut table = Table::new(id, caption, header);
-        let mut done = vec![false; groups.len()];
-        for method in &paper_methods {
-            let ours: Vec<usize> = (0..groups.len()).filter(|&i| names[i] == *method).collect();
-            let row_group = ours.first().copied();
-            if let Some(i) = row_group {
-                done[i] = true;
-            }
-            table
-                .rows
-                .push(row(method, row_group, groups, &columns, &markers, |m| {
-                    lookup(table_name, method, m)
-                }));
-        }
-        for (i, name) in names.iter().enumerate() {
-            if !done[i] {
-                let paper = |m: &str| lookup(table_name, name, m);
-                table
-                    .rows
-                    .push(row(name, Some(i), groups, &columns, &markers, paper));
-            }
-        }
-        let family = markers.values().filter(|m| m.is_some()).count();
-        let baseline_text = base.map_or("no baseline (one group)".to_string(), |b| {
-            format!("baseline \"{}\"", groups[b].label)
-        });
-        sections.push(Section {
-            title: format!("Paper {title}"),
-            text: vec![format!(
-                "Our numbers beside the paper's ({ds}). Markers: Welch's t-test across seeds \
-                 against the {baseline_text}, Holm-corrected over this table's family of {family} \
-                 comparisons; * p < 0.05, ** p < 0.01, *** p < 0.001. The paper used SASRec as \
-                 target and Vicuna-7B as backbone; differences in setup are expected."
-            )],
-            tables: vec![table],
-        });
-    }
-    Ok(sections)
 }
 
 /// The store metric (`alignment-data.count.<type>.<split>`) of each Table B2 row, by the
@@ -337,6 +192,7 @@ pub(crate) fn table_b2_section(groups: &[Group], opts: &ReportOptions) -> Result
              depends on the metadata a source carries (titles only give fewer item tasks)."
         )],
         tables: vec![table],
+        figures: Vec::new(),
     }))
 }
 
@@ -356,7 +212,7 @@ fn thousands(v: f64) -> String {
 /// Who rated our explanations, from the judge settings of the groups with ratings: the model
 /// and where it was served (an OpenAI-compatible URL such as `recx serve`'s, an Azure
 /// deployment, or the OpenAI API).
-fn judge_label(groups: &[Group]) -> Option<String> {
+pub(crate) fn judge_label(groups: &[Group]) -> Option<String> {
     let labels: std::collections::BTreeSet<String> = groups
         .iter()
         .filter(|g| g.summaries.contains_key("judge.rating_mean"))
@@ -372,62 +228,6 @@ fn judge_label(groups: &[Group]) -> Option<String> {
         })
         .collect();
     (!labels.is_empty()).then(|| labels.into_iter().collect::<Vec<_>>().join(" / "))
-}
-
-/// Holm-corrected markers for (group index, column label), over one table's family.
-fn significance_markers(
-    groups: &[Group],
-    base: Option<usize>,
-    columns: &[super::paper::PaperColumn],
-) -> BTreeMap<(usize, String), Option<f64>> {
-    let mut raw = Vec::new();
-    if let Some(b) = base {
-        for (i, g) in groups.iter().enumerate() {
-            for c in columns {
-                if i == b {
-                    continue;
-                }
-                let test = g
-                    .summaries
-                    .get(&c.our_metric)
-                    .zip(groups[b].summaries.get(&c.our_metric))
-                    .and_then(|(s, bs)| seed_test(s, bs));
-                if let Some(t) = test {
-                    raw.push(((i, c.label.clone()), t.welch_p));
-                }
-            }
-        }
-    }
-    let adjusted = stats::holm(&raw.iter().map(|r| r.1).collect::<Vec<_>>());
-    raw.into_iter()
-        .zip(adjusted)
-        .map(|((k, _), adj)| (k, Some(adj)))
-        .collect()
-}
-
-fn row(
-    name: &str,
-    group: Option<usize>,
-    groups: &[Group],
-    columns: &[PaperColumn],
-    markers: &BTreeMap<(usize, String), Option<f64>>,
-    paper: impl Fn(&str) -> Option<f64>,
-) -> Vec<String> {
-    let mut cells = vec![name.to_string()];
-    for c in columns {
-        let ours = group.and_then(|i| {
-            let s = groups[i].summaries.get(&c.our_metric)?;
-            let mark = markers
-                .get(&(i, c.label.clone()))
-                .copied()
-                .flatten()
-                .map_or("", stats::stars);
-            Some(format!("{}{}", fmt_summary(s), mark))
-        });
-        cells.push(ours.unwrap_or_else(|| "–".into()));
-        cells.push(paper(&c.paper_metric).map_or("–".into(), fmt_num));
-    }
-    cells
 }
 
 #[cfg(test)]

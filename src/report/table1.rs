@@ -57,8 +57,8 @@ pub fn baseline_rows(run: &RunData) -> Vec<Row> {
 }
 
 /// The aligned model's row label: its alignment mode as the paper names it.
-fn aligned_label(run: &RunData) -> String {
-    match run.params.get(PARAM_MODE).map(String::as_str) {
+pub(crate) fn aligned_label(mode: Option<&str>) -> String {
+    match mode {
         Some("behaviour") => "aligned, behaviour (RecExplainer-B setup)".into(),
         Some("intention") => "aligned, intention (RecExplainer-I setup)".into(),
         Some("both") => "aligned, both (RecExplainer-H setup)".into(),
@@ -91,7 +91,7 @@ pub fn run_table1(run: &RunData, opts: &ReportOptions) -> Option<Table> {
         return None;
     }
     let aligned = Row {
-        label: aligned_label(run),
+        label: aligned_label(run.params.get(PARAM_MODE).map(String::as_str)),
         prefix: "eval.".into(),
     };
     let has_aligned = COLUMNS

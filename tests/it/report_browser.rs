@@ -1,4 +1,5 @@
-//! Opens a rendered report in headless Chromium and checks that every figure loaded.
+//! Opens a rendered report in headless Chromium: every figure loads, and the first screen shows
+//! Table 1 with its baseline rows.
 //!
 //! Skips (with a message) when no Chromium is installed; CI installs Debian's `chromium`.
 //! Set RECX_CHROMIUM to use another binary.
@@ -145,6 +146,77 @@ fn every_figure_loads_in_headless_chromium() {
         png.len()
     );
     if let Ok(keep) = std::env::var("RECX_KEEP_SCREENSHOT") {
+        std::fs::write(keep, &png).unwrap();
+    }
+}
+
+/// A numeric attribute the report's load script set on `<body>`.
+fn body_attr(dom: &str, name: &str) -> String {
+    let key = format!("{name}=\"");
+    let start = dom
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} not in the DOM; did the page script run?"))
+        + key.len();
+    dom[start..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn the_first_screen_shows_table_1_with_its_baselines() {
+    let Some(bin) = chromium() else {
+        skip_support::missing(
+            "no chromium on PATH (apt-get install -y chromium); report not opened in a browser",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runs = report_support::with_baselines(report_support::three_seeds_two_modes());
+    render_report(&runs, &ReportOptions::default(), dir.path()).unwrap();
+    let index = dir.path().join("index.html");
+    let md = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(
+        md.find("Table 1: alignment effect").unwrap() < md.find("Every metric").unwrap(),
+        "Table 1 leads, bookkeeping follows"
+    );
+
+    // A laptop's first screen: Table 1 (baselines and both modes) ends inside it, uncut.
+    let window = ["--window-size=1280,800".to_string()];
+    let out = run_chromium(&bin, &index, &[window[0].clone(), "--dump-dom".into()]);
+    assert!(out.success, "chromium failed: {}", out.stderr);
+    let dom = out.stdout;
+    assert_eq!(body_attr(&dom, "data-first-table-id"), "table-table1");
+    let num = |name: &str| -> i64 { body_attr(&dom, name).parse().unwrap() };
+    assert!(
+        num("data-first-table-bottom") <= num("data-window-height"),
+        "Table 1 ends at {} px, below the first screen ({} px)",
+        num("data-first-table-bottom"),
+        num("data-window-height")
+    );
+    assert!(num("data-first-table-right") <= num("data-window-width"));
+    let table1 = &dom[dom.find("id=\"table-table1\"").unwrap()..];
+    let table1 = &table1[..table1.find("</table>").unwrap()];
+    for row in [
+        "Random",
+        "Popularity",
+        "aligned, behaviour",
+        "aligned, both",
+    ] {
+        assert!(table1.contains(row), "{row} missing from Table 1");
+    }
+
+    // The first screen as a picture (RECX_KEEP_FIRST_SCREEN=path keeps it for a look).
+    let shot = dir.path().join("first.png");
+    let out = run_chromium(
+        &bin,
+        &index,
+        &[
+            format!("--screenshot={}", shot.display()),
+            window[0].clone(),
+        ],
+    );
+    assert!(out.success, "screenshot failed: {}", out.stderr);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG"));
+    if let Ok(keep) = std::env::var("RECX_KEEP_FIRST_SCREEN") {
         std::fs::write(keep, &png).unwrap();
     }
 }

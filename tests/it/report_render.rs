@@ -29,7 +29,8 @@ fn report_over_three_seeds_two_modes_renders() {
     assert_eq!(summary.n_runs, 6);
     assert_eq!(summary.n_groups, 2);
     for fig in [
-        "task_bars",
+        "table1_bars",
+        "eval_bars",
         "curve_train_loss",
         "ratings",
         "confusion_mode_behaviour",
@@ -52,9 +53,10 @@ fn report_over_three_seeds_two_modes_renders() {
     for table in [
         "results",
         "runs",
-        "paper_table1",
-        "paper_table2",
-        "paper_table3",
+        "table1",
+        "table2",
+        "table3",
+        "stage_eval",
         "significance_seeds",
         "significance_examples",
     ] {
@@ -102,7 +104,7 @@ fn report_over_three_seeds_two_modes_renders() {
     assert_eq!(fields[8].split(';').count(), 3);
 
     // Paper mode: published numbers beside ours, markers explained.
-    let t1 = read(dir.path(), "tables/paper_table1.md");
+    let t1 = read(dir.path(), "tables/table1.md");
     assert!(
         t1.contains("| RecExplainer-H |") && t1.contains("0.8057") && t1.contains("| Random |")
     );
@@ -137,7 +139,7 @@ fn same_input_gives_same_bytes() {
         "index.md",
         "tables/results.csv",
         "tables/significance_examples.csv",
-        "figures/task_bars.svg",
+        "figures/table1_bars.svg",
         "figures/ratings.png",
     ] {
         assert_eq!(
@@ -173,8 +175,8 @@ fn task_subsets_give_ablation_figures() {
         "{:?}",
         summary.figures
     );
-    // The per-task bars keep to the groups that ran every task.
-    let svg = read(dir.path(), "figures/task_bars.svg");
+    // The per-stage bars keep to the groups that ran every task.
+    let svg = read(dir.path(), "figures/eval_bars.svg");
     assert!(!svg.contains("uidiid2binary\"]"));
 }
 
@@ -211,7 +213,7 @@ fn figures_appear_only_when_their_data_exists() {
         r.metrics.retain(|k, _| !k.contains("confusion/"));
     }
     let summary = render_report(&runs, &ReportOptions::default(), dir.path()).unwrap();
-    assert_eq!(summary.figures, vec!["task_bars".to_string()]);
+    assert_eq!(summary.figures, ["table1_bars", "eval_bars"]);
     // Without examples there are no per-example tests, only the across-seed ones.
     assert!(summary.tables.contains(&"significance_seeds".to_string()));
     assert!(
@@ -220,8 +222,8 @@ fn figures_appear_only_when_their_data_exists() {
             .contains(&"significance_examples".to_string())
     );
     assert!(
-        !summary.tables.iter().any(|t| t.starts_with("paper_")),
-        "paper tables only in paper mode"
+        !read(dir.path(), "tables/table1.md").contains("(paper)"),
+        "published numbers only in paper mode"
     );
 }
 

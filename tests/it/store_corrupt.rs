@@ -315,4 +315,42 @@ fn reports_stay_under_out_and_take_the_specs_report_name() {
         out.join("custom").join("index.md").is_file(),
         "[report] name is used"
     );
+
+    // --open hands the page to $BROWSER; a browser that fails is an error that says what to do.
+    let opened = dir.path().join("opened.txt");
+    let browser = dir.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let report_open = |browser: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_recx"))
+            .args(["--quiet", "--store"])
+            .arg(&root)
+            .args(["report", "--experiment", "t", "--out", out_arg, "--open"])
+            .env("BROWSER", browser)
+            .output()
+            .unwrap()
+    };
+    let shown = report_open(&browser);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let page = std::fs::read_to_string(&opened).unwrap();
+    assert!(
+        Path::new(page.trim()).is_absolute() && page.trim().ends_with("custom/index.html"),
+        "{page}"
+    );
+    let failed = report_open(Path::new("/bin/false"));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(stderr.contains("set BROWSER"), "{stderr}");
 }

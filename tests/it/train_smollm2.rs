@@ -1,8 +1,10 @@
 //! LoRA alignment of the real SmolLM2-135M: the adapters on the spec's targets (the paper's q
 //! and v by default) plus the fully trained embeddings and the two connectors are exactly the
-//! trainable parameters (spec §4.6), the merged model is saved as an HF folder, and the
-//! evaluation stage reads it back.
+//! trainable parameters (spec §4.6), the merged model is saved as an HF folder, the evaluation
+//! stage reads it back, and Python's `transformers` loads that folder and decodes greedily the
+//! same tokens as recx on three prompts.
 
+use crate::llm_tokenizer_fixtures as fx;
 use crate::skip_support;
 use recx::llm::{LlamaConfig, LoraTarget};
 use recx::pipeline::registry;
@@ -87,4 +89,76 @@ fn lora_on_smollm2_trains_exactly_the_papers_parameters() {
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
     }
     assert_eq!(m.examples["eval.uidiid2binary.acc"].len(), 2);
+
+    let (_, train_hash) = run
+        .stages
+        .iter()
+        .find(|(stage, _)| stage == "train")
+        .expect("the run has a train stage");
+    let merged = store.artifact_dir("train", train_hash).join("model");
+    transformers_decodes_like_recx(&merged);
+}
+
+/// Greedy continuations of three chat prompts from the merged folder, by recx and by
+/// `transformers`, token for token. Both decode exactly [`NEW_TOKENS`] tokens (no stop token)
+/// so neither side's end-of-sequence handling can hide a difference.
+fn transformers_decodes_like_recx(merged: &std::path::Path) {
+    use recx::llm::chat::{ChatTemplate, TemplateName};
+    use recx::llm::device::Cpu;
+    use recx::llm::{Decoding, GenerateOptions, generate, load_model};
+
+    const NEW_TOKENS: usize = 12;
+    let Some(python) = fx::python_with("transformers") else {
+        return;
+    };
+    let tok = recx::llm::cli::load_tokenizer(merged, None).unwrap();
+    let template = ChatTemplate::new(TemplateName::Chatml);
+    let prompts: Vec<Vec<u32>> = [
+        "What is a video game console?",
+        "Recommend a game for someone who enjoyed Zelda.",
+        "Explain in one sentence why people buy controllers.",
+    ]
+    .iter()
+    .map(|q| template.prompt_ids(&tok, q).unwrap())
+    .collect();
+    let (model, _) = load_model::<Cpu>(merged, &Default::default()).unwrap();
+    let opts = GenerateOptions {
+        max_new_tokens: NEW_TOKENS,
+        min_new_tokens: 0,
+        stop_tokens: Vec::new(),
+        banned_tokens: Vec::new(),
+        decoding: Decoding::Greedy,
+    };
+    let ours: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            generate(&model, std::slice::from_ref(p), &[], &opts)[0][0]
+                .tokens
+                .clone()
+        })
+        .collect();
+    let script = format!(
+        "import json, sys, torch, transformers\n\
+         m = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()\n\
+         m.generation_config.eos_token_id = None\n\
+         out = []\n\
+         for p in json.load(sys.stdin):\n\
+         \x20   ids = torch.tensor([p])\n\
+         \x20   g = m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens={NEW_TOKENS}, \
+         do_sample=False, num_beams=1, pad_token_id=0)\n\
+         \x20   out.append(g[0, len(p):].tolist())\n\
+         print(json.dumps(out))"
+    );
+    let theirs: Vec<Vec<u32>> =
+        fx::python_json(&python, &script, &[merged.to_str().unwrap()], &prompts);
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a.len(), NEW_TOKENS, "prompt {i}: recx stopped early");
+        assert_eq!(
+            a,
+            b,
+            "prompt {i}: recx {:?} vs transformers {:?}",
+            tok.decode(a, false),
+            tok.decode(b, false)
+        );
+    }
 }
