@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
+use super::embedded::{self, Embedded};
 use super::filter::{self, Steps};
 use super::layout::{self, LayoutInput};
 use super::lines::{self, Skipped};
 use super::raw::RawLog;
 use super::stats::DataStats;
 use super::types::Dataset;
-use super::{DataSection, Source, embedded, readers, steam, synthetic};
+use super::{DataSection, Source, readers, steam, synthetic};
 use crate::error::Result;
 use crate::hash::{hash_bytes, hash_file};
 use crate::pipeline::Progress;
@@ -80,13 +81,13 @@ fn read_input(
 ) -> Result<Input> {
     let dir = resolve_spec_path(spec_dir, &section.path);
     let policy = section.on_bad_line;
+    let embedded = |set: &'static Embedded, skipped: &mut Skipped| -> Result<Input> {
+        let read = layout::read_layout(set.input(), "data.source", policy, skipped)?;
+        Ok(Input::Sequenced(read))
+    };
     Ok(match section.source {
-        Source::GamesMini => Input::Sequenced(layout::read_layout(
-            embedded::input(),
-            "data.source",
-            policy,
-            skipped,
-        )?),
+        Source::GamesMini => embedded(&embedded::GAMES_MINI, skipped)?,
+        Source::Games => embedded(&embedded::GAMES, skipped)?,
         Source::Recexplainer => Input::Sequenced(layout::read_layout(
             LayoutInput::Dir(&dir),
             "data.path",
@@ -133,12 +134,12 @@ fn read_input(
 }
 
 /// The input files a section reads, as (role, path, spec key); optional files that are absent
-/// are left out. `games-mini` and `synthetic` read no files.
+/// are left out. The embedded sets and `synthetic` read no files.
 pub fn input_files(section: &DataSection, spec_dir: &Path) -> Vec<(String, PathBuf, &'static str)> {
     let dir = resolve_spec_path(spec_dir, &section.path);
     let file = |name: &str, key: &'static str| (name.to_string(), dir.join(name), key);
     match section.source {
-        Source::GamesMini | Source::Synthetic => Vec::new(),
+        Source::GamesMini | Source::Games | Source::Synthetic => Vec::new(),
         Source::Recexplainer => {
             let mut v = vec![
                 file(layout::SEQUENCES, "data.path"),
@@ -171,14 +172,14 @@ pub fn input_files(section: &DataSection, spec_dir: &Path) -> Vec<(String, PathB
     }
 }
 
-/// SHA-256 of every input (the embedded files for `games-mini`), keyed by role.
+/// SHA-256 of every input (the embedded files for `games-mini` and `games`), keyed by role.
 pub(crate) fn input_hashes(
     section: &DataSection,
     spec_dir: &Path,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut out = serde_json::Map::new();
-    if section.source == Source::GamesMini {
-        for (name, text) in embedded::files() {
+    if let Some(set) = Embedded::of(section.source) {
+        for (name, text) in set.files() {
             out.insert(name.into(), hash_bytes(text.as_bytes()).into());
         }
     }

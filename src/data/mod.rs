@@ -46,6 +46,9 @@ crate::spec_enum! {
     pub enum Source ("source") {
         /// The small Games subset compiled into the binary (already stage-2 output).
         GamesMini = "games-mini",
+        /// The paper's Games set after stage 2 at the paper's size (about 3.9k users, 1.9k
+        /// items), compiled into the binary.
+        Games = "games",
         /// RecExplainer's processed layout in `data.path` (stage-1 output, e.g. the Games set).
         Recexplainer = "recexplainer",
         /// Amazon Review Data 2018 raw files in `data.path` (see `[data.amazon]`).
@@ -64,7 +67,7 @@ crate::spec_enum! {
 impl Source {
     /// Whether the source's files live in `data.path`.
     pub fn needs_path(self) -> bool {
-        !matches!(self, Source::GamesMini | Source::Synthetic)
+        !matches!(self, Source::GamesMini | Source::Games | Source::Synthetic)
     }
 }
 
@@ -107,21 +110,21 @@ impl Default for DataSection {
 
 impl DataSection {
     /// Whether stage 1 filters: by default on, except for sources that already are stage-1
-    /// output (`recexplainer`, `games-mini`). Its title requirement runs for every source
+    /// output (`recexplainer`, `games-mini`, `games`). Its title requirement runs for every source
     /// whatever this says (the later stages need titles).
     pub fn stage1_enabled(&self) -> bool {
         self.stage1.enabled.unwrap_or(!matches!(
             self.source,
-            Source::Recexplainer | Source::GamesMini
+            Source::Recexplainer | Source::GamesMini | Source::Games
         ))
     }
 
-    /// Whether stage 2 runs: by default on, except for `games-mini` (already stage-2 output) and
-    /// `synthetic` (already small).
+    /// Whether stage 2 runs: by default on, except for `games-mini` and `games` (already
+    /// stage-2 output) and `synthetic` (already small).
     pub fn stage2_enabled(&self) -> bool {
         self.stage2.enabled.unwrap_or(!matches!(
             self.source,
-            Source::GamesMini | Source::Synthetic
+            Source::GamesMini | Source::Games | Source::Synthetic
         ))
     }
 }

@@ -143,7 +143,13 @@ fn games_mini_section(path: &Path) -> DataSection {
 }
 
 fn mini_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/games-mini")
+    embedded_dir("games-mini")
+}
+
+fn embedded_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
 }
 
 /// Regenerates `data/games-mini/` (run on purpose after changing the filters:
@@ -165,6 +171,64 @@ fn regenerate_games_mini() {
         std::fs::copy(tmp.path().join(f), mini_dir().join(f)).unwrap();
     }
     println!("{}", built.stats.table());
+}
+
+/// Regenerates `data/games/`, the paper-size set (run on purpose after changing the filters:
+/// `cargo test --test it -- --ignored data_games::regenerate_games`).
+#[test]
+#[ignore]
+fn regenerate_games() {
+    let path = games().expect("../shared/data/amazon-video-games is needed");
+    let built = build(
+        &games_section(&path),
+        Path::new("."),
+        0,
+        &Progress::hidden(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    built.dataset.save(tmp.path()).unwrap();
+    for f in ["sequential_data.txt", "metadata.json", "datamaps.json"] {
+        std::fs::copy(tmp.path().join(f), embedded_dir("games").join(f)).unwrap();
+    }
+    println!("{}", built.stats.table());
+}
+
+#[test]
+fn committed_games_matches_its_recipe() {
+    let Some(path) = games() else { return };
+    let built = build(
+        &games_section(&path),
+        Path::new("."),
+        0,
+        &Progress::hidden(),
+    )
+    .unwrap();
+    let committed = Dataset::load(&embedded_dir("games")).unwrap();
+    assert!(
+        built.dataset == committed,
+        "data/games is stale: run `cargo test --test it -- --ignored data_games::regenerate_games`"
+    );
+}
+
+/// `source = "games"` is the paper's Games set at the paper's size, from the binary alone.
+#[test]
+fn embedded_games_is_the_paper_size_without_shared_data() {
+    let section = DataSection {
+        source: Source::Games,
+        ..DataSection::default()
+    };
+    let built = build(&section, Path::new("/nonexistent"), 0, &Progress::hidden()).unwrap();
+    let s = &built.stats;
+    assert!(
+        within(s.users, PAPER.0) && within(s.items, PAPER.1) && within(s.interactions, PAPER.2),
+        "{}",
+        s.table()
+    );
+    assert_eq!(
+        built.dataset,
+        Dataset::load(&embedded_dir("games")).unwrap()
+    );
 }
 
 #[test]
