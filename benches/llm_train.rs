@@ -76,7 +76,7 @@ fn prepare_inputs() -> (Spec, PathBuf, PathBuf) {
             sp.kind,
             StageKind::Data | StageKind::Recommender | StageKind::AlignmentData
         ) {
-            ensure_stage(&store, &plan, run, sp, &stages, &progress).expect("input stage");
+            ensure_stage(&store, run, sp, &stages, &progress).expect("input stage");
         }
     }
     let (align, rec) = (dir(StageKind::AlignmentData), dir(StageKind::Recommender));

@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use recx::pipeline::{Measurements, Progress, StageContext};
+use recx::pipeline::{Measurements, Progress, Resolved, StageContext};
 use recx::recommender::{ModelKind, RecommenderSection, run_recommender};
-use recx::spec::RawSpec;
 
 fn main() {
     let Some(data) = sasrec_support::games_stage2() else {
@@ -34,22 +33,14 @@ fn main() {
             ..Default::default()
         };
         let settings = section.resolve(0).unwrap();
+        let resolved = Resolved::new(settings.clone());
         let out =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/sasrec_quality/{model}"));
         std::fs::create_dir_all(&out).unwrap();
-        let spec = RawSpec::default();
         let progress = Progress::new(false);
         let mut m = Measurements::default();
         let t = Instant::now();
-        let mut ctx = StageContext::new(
-            &spec,
-            Path::new("."),
-            0,
-            out.clone(),
-            BTreeMap::new(),
-            &mut m,
-            &progress,
-        );
+        let mut ctx = StageContext::new(resolved, out.clone(), BTreeMap::new(), &mut m, &progress);
         run_recommender(&mut ctx, &settings, &data).unwrap();
         let s = &m.scalars;
         println!(

@@ -289,7 +289,7 @@ fn compute_shared_stages(
                     short(&s.hash),
                     uses[&s.hash]
                 );
-                ensure_stage(store, plan, run, s, registry, progress)?;
+                ensure_stage(store, run, s, registry, progress)?;
             }
         }
     }

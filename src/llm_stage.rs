@@ -1,5 +1,5 @@
-//! What the LLM stages (train, eval, explain) share: running a stage body on the device
-//! `llm.device` names, generic over the burn backend, and seeded subsampling of records. It
+//! What the LLM stages (train, eval, explain, baselines) share: running a stage body on the
+//! device `llm.device` names, generic over the burn backend, and seeded subsampling of records. It
 //! lives beside the stages so that no stage imports another for it.
 
 use burn::tensor::backend::Backend;
@@ -15,8 +15,8 @@ pub trait LlmStageBody {
     fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()>;
 }
 
-/// Runs an LLM stage's body on the device `llm.device` names.
-pub fn run_on_llm_device<S: LlmStageBody>(ctx: &mut StageContext<'_>) -> Result<()> {
+/// Runs an LLM stage's body on `device` (`llm.device`: `cpu`, `cuda`, `cuda:N`).
+pub fn run_on_llm_device<S: LlmStageBody>(ctx: &mut StageContext<'_>, device: &str) -> Result<()> {
     struct Task<'a, 'b, S> {
         ctx: &'a mut StageContext<'b>,
         body: std::marker::PhantomData<S>,
@@ -27,7 +27,7 @@ pub fn run_on_llm_device<S: LlmStageBody>(ctx: &mut StageContext<'_>) -> Result<
             S::run_on::<B>(self.ctx, &device)
         }
     }
-    let device: DeviceChoice = ctx.spec.llm.device.parse()?;
+    let device: DeviceChoice = device.parse()?;
     device.run(Task::<S> {
         ctx,
         body: std::marker::PhantomData,

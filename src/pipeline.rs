@@ -1,11 +1,16 @@
 //! The stage contract: what a pipeline stage declares and what it gets when it runs.
 //!
 //! A stage is a pure function of its settings and its inputs: it reads the artifact folders of
-//! the stages it depends on and writes files into its own output folder. The runner
-//! (`crate::runner`) hashes the settings, decides whether a finished copy exists, and moves the
-//! output into place only when `run` returns `Ok`, so a stage never needs to worry about
-//! half-written outputs or caching.
+//! the stages it depends on and writes files into its own output folder. Its settings are
+//! resolved from the spec once, at plan time ([`Stage::settings`]: seeds resolved, paths
+//! resolved, external files hashed), hashed into the stage hash through their
+//! [`StageSettings::fingerprint`], and handed to `run` as they are: a running stage never sees
+//! the raw spec, so what it does cannot depend on anything its hash does not cover. The runner
+//! (`crate::runner`) decides whether a finished copy exists and moves the output into place only
+//! when `run` returns `Ok`, so a stage never needs to worry about half-written outputs or
+//! caching.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,15 +60,10 @@ pub trait Stage: Send + Sync {
     /// The stages whose outputs this one reads.
     fn deps(&self) -> &'static [StageKind];
 
-    /// Everything that determines this stage's output besides its inputs' hashes: its spec
-    /// section with seeds resolved, plus content hashes of any external files it reads.
-    /// Changing any of it changes the stage hash and therefore reruns the stage.
-    fn fingerprint(
-        &self,
-        spec: &RawSpec,
-        spec_dir: &Path,
-        run_seed: u64,
-    ) -> Result<serde_json::Value>;
+    /// The stage's settings for one run, resolved from the spec (its folder for relative paths,
+    /// the run's seed for `"run"` seeds). Their fingerprint is everything that determines the
+    /// stage's output besides its inputs' hashes; changing it reruns the stage.
+    fn settings(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Resolved>;
 
     /// Whether this stage is part of the plan for `spec` (a disabled stage is skipped and so
     /// are the stages that depend on it).
@@ -71,13 +71,52 @@ pub trait Stage: Send + Sync {
         true
     }
 
-    /// Computes the outputs into `ctx.out_dir()`.
+    /// Computes the outputs into `ctx.out_dir()` from `ctx.settings()`.
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()>;
 
     /// A short human summary of a finished output folder (e.g. a statistics table), printed
     /// by the runner after the stage is computed.
     fn summary(&self, _artifact_dir: &Path) -> Option<String> {
         None
+    }
+}
+
+/// A stage's own settings type: everything its `run` reads.
+pub trait StageSettings: Any + Send + Sync {
+    /// What the stage hash covers: the settings that change results, with content hashes in
+    /// place of file locations (moving a model folder reruns nothing).
+    fn fingerprint(&self) -> serde_json::Value;
+}
+
+/// One stage's resolved settings, shared by the plan (which hashes them) and the running stage
+/// (which reads them).
+#[derive(Clone)]
+pub struct Resolved(Arc<dyn StageSettings>);
+
+impl Resolved {
+    pub fn new(settings: impl StageSettings) -> Resolved {
+        Resolved(Arc::new(settings))
+    }
+
+    pub fn fingerprint(&self) -> serde_json::Value {
+        self.0.fingerprint()
+    }
+
+    /// The settings as the stage's own type.
+    pub fn get<S: StageSettings>(&self) -> Result<Arc<S>> {
+        let any: Arc<dyn Any + Send + Sync> = self.0.clone();
+        any.downcast::<S>().map_err(|_| {
+            Error::Config(format!(
+                "internal: a stage was handed settings that are not {}",
+                std::any::type_name::<S>()
+            ))
+        })
+    }
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Resolved({})", self.fingerprint())
     }
 }
 
@@ -390,11 +429,8 @@ fn progress_line(bar: &ProgressBar) -> String {
 
 /// What a running stage can see and use.
 pub struct StageContext<'a> {
-    pub spec: &'a RawSpec,
-    /// Folder of the spec file; relative paths in the spec are relative to it.
-    pub spec_dir: &'a Path,
-    /// The run's seed (`experiment.seeds`); resolve section seeds with `SeedSetting::resolve`.
-    pub run_seed: u64,
+    /// The stage's settings, resolved at plan time.
+    settings: Resolved,
     pub(crate) out_dir: PathBuf,
     pub(crate) inputs: BTreeMap<StageKind, PathBuf>,
     pub recorder: &'a mut dyn Recorder,
@@ -404,20 +440,17 @@ pub struct StageContext<'a> {
 }
 
 impl<'a> StageContext<'a> {
-    /// Builds a context directly (tests and benchmarks that run one stage by hand).
+    /// Builds a context directly (tests and benchmarks that run one stage by hand: resolve the
+    /// settings with [`Stage::settings`] first).
     pub fn new(
-        spec: &'a RawSpec,
-        spec_dir: &'a Path,
-        run_seed: u64,
+        settings: Resolved,
         out_dir: PathBuf,
         inputs: BTreeMap<StageKind, PathBuf>,
         recorder: &'a mut dyn Recorder,
         progress: &'a Progress,
     ) -> Self {
         StageContext {
-            spec,
-            spec_dir,
-            run_seed,
+            settings,
             out_dir,
             inputs,
             recorder,
@@ -445,9 +478,9 @@ impl<'a> StageContext<'a> {
             .unwrap_or_else(|| panic!("stage {stage} is not a declared dependency"))
     }
 
-    /// Resolves a path from the spec against the spec file's folder.
-    pub fn spec_path(&self, p: &str) -> PathBuf {
-        crate::spec::resolve_spec_path(self.spec_dir, p)
+    /// The stage's settings as its own type.
+    pub fn settings<S: StageSettings>(&self) -> Result<Arc<S>> {
+        self.settings.get()
     }
 }
 

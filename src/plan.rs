@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::hash::{hash_bytes, hash_json};
-use crate::pipeline::{Stage, StageKind};
+use crate::pipeline::{Resolved, Stage, StageKind};
 use crate::spec::{RawSpec, Spec};
 
 /// One stage of one run, with its content hash.
@@ -25,6 +25,9 @@ pub struct StagePlan {
     /// The hashes of the stages this one reads.
     pub deps: BTreeMap<StageKind, String>,
     pub fingerprint: serde_json::Value,
+    /// What the stage's `run` reads; `fingerprint` is theirs.
+    #[serde(skip)]
+    pub settings: Resolved,
 }
 
 /// One seed of the experiment.
@@ -140,7 +143,8 @@ fn plan_stages(
             .iter()
             .map(|d| (*d, hashes[d].clone()))
             .collect();
-        let fingerprint = stage.fingerprint(spec, spec_dir, seed)?;
+        let settings = stage.settings(spec, spec_dir, seed)?;
+        let fingerprint = settings.fingerprint();
         let hash = hash_json(&json!({
             "stage": stage.kind().as_str(),
             "recx": env!("CARGO_PKG_VERSION"),
@@ -153,6 +157,7 @@ fn plan_stages(
             hash,
             deps,
             fingerprint,
+            settings,
         });
     }
     Ok(out)

@@ -175,7 +175,7 @@ pub fn run_one(
     );
 
     let heartbeat = Heartbeat::start(store.clone(), run.run_id.clone(), progress.clone());
-    let result = execute_stages(store, plan, run, registry, opts, progress);
+    let result = execute_stages(store, run, registry, opts, progress);
     heartbeat.stop();
     progress.set_stage(None);
     let live = store.run_dir(&run.run_id).join(LIVE_FILE);
@@ -238,14 +238,12 @@ fn new_run_record(plan: &Plan, run: &RunPlan, previous: Option<&RunRecord>) -> R
 
 fn execute_stages(
     store: &Store,
-    plan: &Plan,
     run: &RunPlan,
     registry: &[Box<dyn Stage>],
     opts: &RunOptions,
     progress: &Progress,
 ) -> Result<()> {
     let mut forced: BTreeSet<StageKind> = opts.force.iter().copied().collect();
-    let spec_dir = plan.spec_dir();
     for stage_plan in &run.stages {
         if cancel_requested() {
             return Err(Error::Interrupted);
@@ -259,12 +257,10 @@ fn execute_stages(
             .expect("the plan only holds registered stages");
         let state = execute_stage(
             store,
-            plan,
             run,
             stage.as_ref(),
             stage_plan,
             forced.contains(&stage_plan.kind),
-            &spec_dir,
             progress,
         )?;
         if state == StageState::Cached {
@@ -282,7 +278,6 @@ fn execute_stages(
 /// sweep uses it to compute shared upstream stages once before starting its workers.
 pub fn ensure_stage(
     store: &Store,
-    plan: &Plan,
     run: &RunPlan,
     stage_plan: &StagePlan,
     registry: &[Box<dyn Stage>],
@@ -292,27 +287,15 @@ pub fn ensure_stage(
         .iter()
         .find(|s| s.kind() == stage_plan.kind)
         .expect("the plan only holds registered stages");
-    execute_stage(
-        store,
-        plan,
-        run,
-        stage.as_ref(),
-        stage_plan,
-        false,
-        &plan.spec_dir(),
-        progress,
-    )
+    execute_stage(store, run, stage.as_ref(), stage_plan, false, progress)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn execute_stage(
     store: &Store,
-    plan: &Plan,
     run: &RunPlan,
     stage: &dyn Stage,
     sp: &StagePlan,
     force: bool,
-    spec_dir: &Path,
     progress: &Progress,
 ) -> Result<StageState> {
     if !force && stage_is_done(store, sp)? {
@@ -339,9 +322,7 @@ fn execute_stage(
     let mut measured = Measurements::default();
     {
         let mut ctx = StageContext::new(
-            &plan.spec,
-            spec_dir,
-            run.seed,
+            sp.settings.clone(),
             partial.clone(),
             inputs,
             &mut measured,

@@ -31,7 +31,10 @@ use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{read_jsonl, write_csv, write_jsonl};
 use crate::hash::hash_file;
-use crate::pipeline::{Progress, Recorder, Stage, StageContext, StageKind};
+use crate::openai::Endpoint;
+use crate::pipeline::{
+    Progress, Recorder, Resolved, Stage, StageContext, StageKind, StageSettings,
+};
 use crate::recommender::ModelKind;
 use crate::recommender::{SIM_ITEM, TEST_TOP, TRAIN_TOP};
 use crate::spec::{RawSpec, SeedSetting, resolve_spec_path};
@@ -54,6 +57,35 @@ fn token_counter_fingerprint(spec: &RawSpec, spec_dir: &Path) -> Result<Value> {
 
 /// The alignment-data stage.
 pub struct AlignmentDataStage;
+
+/// What the stage resolved at plan time: the build settings, the ShareGPT file's hash, the
+/// backbone whose tokenizer counts tokens for the length limits (`None`: the estimate), and the
+/// endpoint that writes the user summaries (`None`: no `uid2summary`).
+pub struct AlignmentDataSettings {
+    pub build: Settings,
+    sharegpt_file: Value,
+    token_counter: Value,
+    backbone: Option<PathBuf>,
+    summaries: Option<Endpoint>,
+}
+
+impl StageSettings for AlignmentDataSettings {
+    fn fingerprint(&self) -> Value {
+        let s = &self.build;
+        let mut section = s.section.clone();
+        section.seed = SeedSetting::Fixed(s.seed);
+        json!({
+            "section": section,
+            "record_format": RECORD_FORMAT,
+            "templates": { "version": s.templates.version, "sha256": s.templates.sha256 },
+            "model": s.model,
+            "explain": { "valid": s.explain_valid, "train": s.explain_train },
+            "sharegpt_file": self.sharegpt_file,
+            "token_counter": self.token_counter,
+            "summaries": summary_endpoint(self.summaries.as_ref()),
+        })
+    }
+}
 
 /// The settings of one run of the stage, resolved from the spec.
 #[derive(Debug, Clone)]
@@ -108,11 +140,9 @@ impl Stage for AlignmentDataStage {
         &[StageKind::Data, StageKind::Recommender]
     }
 
-    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Value> {
-        let s = Settings::from_spec(spec, spec_dir, run_seed)?;
-        let mut section = s.section.clone();
-        section.seed = SeedSetting::Fixed(s.seed);
-        let sharegpt = match (&s.sharegpt_path, section.wants_sharegpt()) {
+    fn settings(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Resolved> {
+        let build = Settings::from_spec(spec, spec_dir, run_seed)?;
+        let sharegpt_file = match (&build.sharegpt_path, build.section.wants_sharegpt()) {
             (_, false) => Value::Null,
             (Some(p), true) if p.is_file() => json!({ "sha256": hash_file(p)?.0 }),
             // Fail at plan time, before hours of upstream stages, not when this stage starts.
@@ -125,27 +155,32 @@ impl Stage for AlignmentDataStage {
                 )));
             }
         };
-        Ok(json!({
-            "section": section,
-            "record_format": RECORD_FORMAT,
-            "templates": { "version": s.templates.version, "sha256": s.templates.sha256 },
-            "model": s.model,
-            "explain": { "valid": s.explain_valid, "train": s.explain_train },
-            "sharegpt_file": sharegpt,
-            "token_counter": token_counter_fingerprint(spec, spec_dir)?,
-            "summaries": summary_endpoint(spec),
+        let backbone = crate::llm::backbone::backbone_path(&spec.llm, spec_dir)?;
+        Ok(Resolved::new(AlignmentDataSettings {
+            build,
+            sharegpt_file,
+            token_counter: token_counter_fingerprint(spec, spec_dir)?,
+            backbone,
+            summaries: spec
+                .alignment
+                .wants_summaries()
+                .then(|| spec.judge.endpoint()),
         }))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let mut settings = Settings::from_spec(ctx.spec, ctx.spec_dir, ctx.run_seed)?;
+        let resolved = ctx.settings::<AlignmentDataSettings>()?;
+        let mut settings = resolved.build.clone();
         let ds = Dataset::load(ctx.input(StageKind::Data))?;
-        if settings.section.wants_summaries() {
-            settings.summaries = Some(write_user_summaries(ctx, &ds, &settings)?);
+        if let Some(endpoint) = &resolved.summaries {
+            settings.summaries = Some(write_user_summaries(ctx, &ds, &settings, endpoint)?);
         }
         let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
         let out_dir = ctx.out_dir().to_path_buf();
-        let backbone = crate::llm::backbone::backbone_tokenizer(&ctx.spec.llm, ctx.spec_dir)?;
+        let backbone = match &resolved.backbone {
+            Some(path) => Some(crate::llm::cli::load_tokenizer(path, None)?),
+            None => None,
+        };
         let summary = match &backbone {
             Some(tokenizer) => {
                 let counter = TokenizerCounter::new(tokenizer);
@@ -176,11 +211,10 @@ pub const SUMMARY_SYSTEM: &str = "You are a helpful assistant. \n";
 
 /// What determines the LLM-written summaries: the endpoint and the system message (the query
 /// template is hashed with the templates). Null when no LLM writes them.
-fn summary_endpoint(spec: &RawSpec) -> Value {
-    if !spec.alignment.wants_summaries() {
+fn summary_endpoint(endpoint: Option<&Endpoint>) -> Value {
+    let Some(j) = endpoint else {
         return Value::Null;
-    }
-    let j = &spec.judge;
+    };
     json!({
         "model": j.model,
         "base_url": j.base_url,
@@ -196,6 +230,7 @@ fn write_user_summaries(
     ctx: &StageContext<'_>,
     ds: &Dataset,
     s: &Settings,
+    endpoint: &Endpoint,
 ) -> Result<BTreeMap<u32, String>> {
     let queries = summary_queries(
         ds,
@@ -205,13 +240,10 @@ fn write_user_summaries(
     );
     let prompts: Vec<String> = queries.iter().map(|(_, q)| q.clone()).collect();
     let bar = ctx.progress.bar(prompts.len() as u64, "user summaries");
-    let answers = crate::openai::ask_all(
-        &ctx.spec.judge.endpoint(),
-        Some(SUMMARY_SYSTEM),
-        &prompts,
-        ctx.cache,
-        &|| bar.inc(1),
-    )?;
+    let answers =
+        crate::openai::ask_all(endpoint, Some(SUMMARY_SYSTEM), &prompts, ctx.cache, &|| {
+            bar.inc(1)
+        })?;
     bar.finish_and_clear();
     Ok(queries
         .into_iter()

@@ -66,6 +66,8 @@ pub fn score_text(task: Task, r: &TaskRecord, answer: &str, ds: &Dataset, sep: &
 #[allow(clippy::too_many_arguments)]
 pub fn answer(
     ctx: &StageContext<'_>,
+    endpoint: &Endpoint,
+    sep: &str,
     task: Task,
     shown: &[TaskRecord],
     pool: &[TaskRecord],
@@ -91,15 +93,8 @@ pub fn answer(
     let bar = ctx
         .progress
         .bar(prompts.len() as u64, format!("baselines external {task}"));
-    let answers = ask_all(
-        &ctx.spec.judge.endpoint(),
-        Some(SYSTEM),
-        &prompts,
-        ctx.cache,
-        &|| bar.inc(1),
-    )?;
+    let answers = ask_all(endpoint, Some(SYSTEM), &prompts, ctx.cache, &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let sep = ctx.spec.alignment.separator.as_str();
     Ok(shown
         .iter()
         .zip(&answers)

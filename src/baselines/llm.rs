@@ -11,6 +11,7 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use rand_chacha::ChaCha8Rng;
 
+use super::BaselinesSettings;
 use crate::alignment::record::{AlignmentRecord, TaskRecord};
 use crate::alignment::render::rerender;
 use crate::alignment::{Mode, Renderer, Task, Templates};
@@ -44,17 +45,16 @@ pub struct Backbone<'a, B: Backend> {
 /// Loads `[llm]` as the train stage would before training (the scratch model's tokenizer is
 /// learned from the same training records), without placeholders.
 pub fn load_backbone<'a, B: Backend>(
-    ctx: &StageContext<'a>,
+    s: &'a BaselinesSettings,
     train: &[AlignmentRecord],
-    seed: u64,
     device: &B::Device,
 ) -> Result<Backbone<'a, B>> {
-    let spec = ctx.spec;
-    let template = ChatTemplate::new(spec.llm.template);
-    let corpus = subsample(train.to_vec(), spec.train.max_records, seed);
+    let seed = s.seed;
+    let template = ChatTemplate::new(s.llm.template);
+    let corpus = subsample(train.to_vec(), s.tokenizer_records, seed);
     let base = load_base::<B>(
-        &spec.llm,
-        ctx.spec_dir,
+        &s.llm,
+        &s.spec_dir,
         &template,
         Mode::None,
         &corpus,
@@ -73,14 +73,14 @@ pub fn load_backbone<'a, B: Backend>(
             template,
             info: AlignedInfo {
                 mode: Mode::None,
-                template: spec.llm.template,
+                template: s.llm.template,
                 rec_dim: 0,
                 best_epoch: 0,
                 base: base.origin,
             },
             recommender: None,
-            section: &spec.eval,
-            separator: &spec.alignment.separator,
+            section: &s.eval,
+            separator: &s.separator,
             device: device.clone(),
         },
         label,
@@ -157,6 +157,7 @@ pub fn icl_prompts<B: Backend>(
 pub fn score_backbone<B: Backend>(
     ctx: &StageContext<'_>,
     bb: &Backbone<'_, B>,
+    sep: &str,
     task: Task,
     records: &[&TaskRecord],
     train: &[TaskRecord],
@@ -165,7 +166,6 @@ pub fn score_backbone<B: Backend>(
     templates: &Templates,
     seed: u64,
 ) -> Result<(Vec<TaskRecord>, Vec<Scored>)> {
-    let sep = &ctx.spec.alignment.separator;
     let shown = behaviour_form(records, ds, templates, sep)?;
     let train_refs: Vec<&TaskRecord> = train.iter().filter(|r| r.task == task).collect();
     let pool = if shots > 0 {

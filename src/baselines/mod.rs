@@ -28,7 +28,7 @@ pub mod external;
 pub mod llm;
 pub mod simple;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use rand_chacha::ChaCha8Rng;
@@ -39,10 +39,12 @@ use crate::alignment::record::{AlignmentRecord, TaskRecord};
 use crate::alignment::{Task, Templates};
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::eval::{Scored, record_scores, task_records};
+use crate::eval::{EvalSection, Scored, record_scores, task_records};
 use crate::fsutil::{read_jsonl, write_jsonl};
+use crate::llm::LlmSection;
 use crate::llm_stage::{LlmStageBody, run_on_llm_device};
-use crate::pipeline::{Stage, StageContext, StageKind};
+use crate::openai::Endpoint;
+use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings};
 use crate::seed;
 use crate::spec::{RawSpec, SeedSetting, Validate, Validator, limits};
 
@@ -141,6 +143,57 @@ fn runs_external(spec: &RawSpec) -> bool {
     spec.baselines.rows.contains(&Row::ExternalIcl) && spec.judge.enabled
 }
 
+/// The baselines stage's settings: `[baselines]` with its seed resolved; the evaluated records
+/// and their decoding, which are the eval stage's (`[eval]`, the run's seed, the separator); the
+/// backbone of the LLM rows as the train stage loads it; the external row's endpoint.
+pub struct BaselinesSettings {
+    pub section: BaselinesSection,
+    pub seed: u64,
+    pub run_seed: u64,
+    pub eval: EvalSection,
+    pub separator: String,
+    pub llm: LlmSection,
+    pub spec_dir: PathBuf,
+    /// `train.max_records`: the scratch backbone's tokenizer is learned from as many records.
+    pub tokenizer_records: usize,
+    /// The backbone's identity (null without LLM rows).
+    backbone: Value,
+    /// The `[judge]` endpoint when the external row runs.
+    pub external: Option<Endpoint>,
+}
+
+impl StageSettings for BaselinesSettings {
+    fn fingerprint(&self) -> Value {
+        let llm = if self.section.uses_llm() {
+            json!({
+                "backbone": self.backbone,
+                "device": self.llm.device,
+                "tokenizer_records": self.tokenizer_records,
+            })
+        } else {
+            Value::Null
+        };
+        let external = self.external.as_ref().map_or(Value::Null, |e| {
+            json!({
+                "model": e.model,
+                "base_url": e.base_url,
+                "temperature": e.temperature,
+                "max_tokens": e.max_tokens,
+                "system": external::SYSTEM,
+            })
+        });
+        json!({
+            "section": self.section,
+            "external": external,
+            // The evaluated records and their decoding are the eval stage's.
+            "eval": self.eval,
+            "seed": self.run_seed,
+            "separator": self.separator,
+            "llm": llm,
+        })
+    }
+}
+
 /// The baselines stage.
 pub struct BaselinesStage;
 
@@ -161,43 +214,32 @@ impl Stage for BaselinesStage {
         !spec.baselines.rows.is_empty()
     }
 
-    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Value> {
+    fn settings(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Resolved> {
         let mut section = spec.baselines.clone();
-        section.seed = SeedSetting::Fixed(section.seed.resolve(run_seed));
-        let llm = if section.uses_llm() {
-            json!({
-                "backbone": crate::llm::backbone::fingerprint(&spec.llm, spec_dir)?,
-                "device": spec.llm.device,
-                "tokenizer_records": spec.train.max_records,
-            })
+        let seed = section.seed.resolve(run_seed);
+        section.seed = SeedSetting::Fixed(seed);
+        let backbone = if section.uses_llm() {
+            crate::llm::backbone::fingerprint(&spec.llm, spec_dir)?
         } else {
             Value::Null
         };
-        let external = if runs_external(spec) {
-            let e = spec.judge.endpoint();
-            json!({
-                "model": e.model,
-                "base_url": e.base_url,
-                "temperature": e.temperature,
-                "max_tokens": e.max_tokens,
-                "system": external::SYSTEM,
-            })
-        } else {
-            Value::Null
-        };
-        Ok(json!({
-            "section": section,
-            "external": external,
-            // The evaluated records and their decoding are the eval stage's.
-            "eval": spec.eval,
-            "seed": run_seed,
-            "separator": spec.alignment.separator,
-            "llm": llm,
+        Ok(Resolved::new(BaselinesSettings {
+            section,
+            seed,
+            run_seed,
+            eval: spec.eval.clone(),
+            separator: spec.alignment.separator.clone(),
+            llm: spec.llm.clone(),
+            spec_dir: spec_dir.to_path_buf(),
+            tokenizer_records: spec.train.max_records,
+            backbone,
+            external: runs_external(spec).then(|| spec.judge.endpoint()),
         }))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        run_on_llm_device::<BaselinesStage>(ctx)
+        let device = ctx.settings::<BaselinesSettings>()?.llm.device.clone();
+        run_on_llm_device::<BaselinesStage>(ctx, &device)
     }
 }
 
@@ -223,21 +265,16 @@ fn row_seed(seed: u64, row: Row) -> u64 {
 }
 
 fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
-    let spec = ctx.spec;
-    let section = &spec.baselines;
-    let seed = section.seed.resolve(ctx.run_seed);
-    let sep = spec.alignment.separator.as_str();
+    let s = ctx.settings::<BaselinesSettings>()?;
+    let section = &s.section;
+    let seed = s.seed;
+    let sep = s.separator.as_str();
     let ds = Dataset::load(ctx.input(StageKind::Data))?;
     let align = ctx.input(StageKind::AlignmentData).to_path_buf();
     let valid: Vec<AlignmentRecord> = read_jsonl(&align.join("valid.jsonl"))?;
     let per_task: Vec<(Task, Vec<&TaskRecord>)> = TASKS
         .iter()
-        .map(|&t| {
-            (
-                t,
-                task_records(&valid, t, spec.eval.max_records, ctx.run_seed),
-            )
-        })
+        .map(|&t| (t, task_records(&valid, t, s.eval.max_records, s.run_seed)))
         .filter(|(_, r)| !r.is_empty())
         .collect();
     let mut answers = Vec::new();
@@ -279,7 +316,7 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
             .collect();
         if section.uses_llm() {
             let spinner = ctx.progress.spinner("baselines: loading the backbone");
-            let bb = llm::load_backbone::<B>(ctx, &train, seed, device)?;
+            let bb = llm::load_backbone::<B>(&s, &train, device)?;
             spinner.finish_and_clear();
             for &row in rows
                 .iter()
@@ -295,6 +332,7 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
                     let (shown, scores) = llm::score_backbone(
                         ctx,
                         &bb,
+                        sep,
                         *task,
                         records,
                         &train_tasks,
@@ -308,8 +346,8 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
                 }
             }
         }
-        if runs_external(spec) {
-            let label = external::label(&spec.judge.endpoint());
+        if let Some(endpoint) = &s.external {
+            let label = external::label(endpoint);
             for (task, records) in &per_task {
                 let shown = llm::behaviour_form(records, &ds, &templates, sep)?;
                 let pool_refs: Vec<&TaskRecord> =
@@ -317,8 +355,17 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
                 let pool = llm::behaviour_form(&pool_refs, &ds, &templates, sep)?;
                 let row = Row::ExternalIcl;
                 let seed = row_seed(seed, row);
-                let scores =
-                    external::answer(ctx, *task, &shown, &pool, section.icl_examples, &ds, seed)?;
+                let scores = external::answer(
+                    ctx,
+                    endpoint,
+                    sep,
+                    *task,
+                    &shown,
+                    &pool,
+                    section.icl_examples,
+                    &ds,
+                    seed,
+                )?;
                 let shown: Vec<&TaskRecord> = shown.iter().collect();
                 store_row(ctx, &mut answers, &label, row, *task, &shown, &scores);
             }

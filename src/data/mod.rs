@@ -182,7 +182,7 @@ mod tests {
         let err = parse("source = \"amazon\"").unwrap_err().to_string();
         assert!(
             err.contains(
-                "unknown source \"amazon\"; expected games-mini | recexplainer | amazon-raw | \
+                "unknown source \"amazon\"; expected games-mini | games | recexplainer | amazon-raw | \
                  movielens | steam | delimited | synthetic"
             ),
             "{err}"

@@ -6,7 +6,7 @@
 //! Settings of a stage that is switched off, or of another source, are left out so they cannot
 //! trigger a rerun.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -14,7 +14,7 @@ use super::build::{build, input_hashes};
 use super::stats::DataStats;
 use super::{DataSection, Source};
 use crate::error::Result;
-use crate::pipeline::{Stage, StageContext, StageKind};
+use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings};
 use crate::spec::RawSpec;
 
 /// Bump when the stage's algorithm changes its output for the same settings.
@@ -36,19 +36,40 @@ impl Stage for DataStage {
         &[]
     }
 
-    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Value> {
-        let d = &spec.data;
-        let mut f = settings_fingerprint(d, run_seed);
-        f["inputs"] = Value::Object(input_hashes(d, spec_dir)?);
-        Ok(f)
+    fn settings(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Resolved> {
+        let section = spec.data.clone();
+        Ok(Resolved::new(DataSettings {
+            inputs: input_hashes(&section, spec_dir)?,
+            section,
+            spec_dir: spec_dir.to_path_buf(),
+            run_seed,
+        }))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let built = build(&ctx.spec.data, ctx.spec_dir, ctx.run_seed, ctx.progress)?;
+        let s = ctx.settings::<DataSettings>()?;
+        let built = build(&s.section, &s.spec_dir, s.run_seed, ctx.progress)?;
         built.dataset.save(ctx.out_dir())?;
         built.stats.save(ctx.out_dir())?;
         built.stats.record(ctx.recorder);
         Ok(())
+    }
+}
+
+/// The data stage's settings: `[data]`, where its relative paths start, the run's seed (for a
+/// `"run"` data seed) and the content hash of every input file.
+pub struct DataSettings {
+    pub section: DataSection,
+    pub spec_dir: PathBuf,
+    pub run_seed: u64,
+    pub inputs: serde_json::Map<String, Value>,
+}
+
+impl StageSettings for DataSettings {
+    fn fingerprint(&self) -> Value {
+        let mut f = settings_fingerprint(&self.section, self.run_seed);
+        f["inputs"] = Value::Object(self.inputs.clone());
+        f
     }
 }
 

@@ -27,7 +27,9 @@ use crate::llm::generate::{
 use crate::llm::tokenizer::Tokenizer;
 use crate::llm::{LlamaModel, load_model};
 use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
-use crate::pipeline::{Recorder, Stage, StageContext, StageKind, check_cancel};
+use crate::pipeline::{
+    Recorder, Resolved, Stage, StageContext, StageKind, StageSettings, check_cancel,
+};
 use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator, limits};
 use crate::train::aligned::PlaceholderVectors;
@@ -129,19 +131,40 @@ impl Stage for EvalStage {
         ]
     }
 
-    fn fingerprint(&self, spec: &RawSpec, _spec_dir: &Path, run_seed: u64) -> Result<Value> {
-        Ok(json!({
-            "section": spec.eval,
-            "seed": run_seed,
-            "separator": spec.alignment.separator,
-            "device": spec.llm.device,
-            // 2: list labels from item ids instead of the split answer text.
-            "labels": 2,
+    fn settings(&self, spec: &RawSpec, _spec_dir: &Path, run_seed: u64) -> Result<Resolved> {
+        Ok(Resolved::new(EvalSettings {
+            section: spec.eval.clone(),
+            run_seed,
+            separator: spec.alignment.separator.clone(),
+            device: spec.llm.device.clone(),
         }))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        run_on_llm_device::<EvalStage>(ctx)
+        let device = ctx.settings::<EvalSettings>()?.device.clone();
+        run_on_llm_device::<EvalStage>(ctx, &device)
+    }
+}
+
+/// The evaluation stage's settings: `[eval]`, the run's seed (it draws the evaluated records),
+/// the title separator of the answers and the LLM's device.
+pub struct EvalSettings {
+    pub section: EvalSection,
+    pub run_seed: u64,
+    pub separator: String,
+    pub device: String,
+}
+
+impl StageSettings for EvalSettings {
+    fn fingerprint(&self) -> Value {
+        json!({
+            "section": self.section,
+            "seed": self.run_seed,
+            "separator": self.separator,
+            "device": self.device,
+            // 2: list labels from item ids instead of the split answer text.
+            "labels": 2,
+        })
     }
 }
 
@@ -165,8 +188,14 @@ pub struct Evaluator<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Evaluator<'a, B> {
-    /// Loads the training stage's model and, for the modes with placeholders, the recommender.
-    pub fn load(ctx: &StageContext<'a>, device: &B::Device) -> Result<Self> {
+    /// Loads the training stage's model and, for the modes with placeholders, the recommender;
+    /// `section` and `separator` are the `[eval]` settings and title separator it answers with.
+    pub fn load(
+        ctx: &StageContext<'_>,
+        device: &B::Device,
+        section: &'a EvalSection,
+        separator: &'a str,
+    ) -> Result<Self> {
         let (model, tokenizer, info) = load_aligned::<B>(ctx.input(StageKind::Train), device)?;
         let recommender = if info.rec_dim > 0 {
             Some(FrozenRecommender::load(
@@ -182,8 +211,8 @@ impl<'a, B: Backend> Evaluator<'a, B> {
             template: ChatTemplate::new(info.template),
             info,
             recommender,
-            section: &ctx.spec.eval,
-            separator: &ctx.spec.alignment.separator,
+            section,
+            separator,
             device: device.clone(),
         })
     }
@@ -421,14 +450,14 @@ pub fn task_records(
 }
 
 fn evaluate<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
-    let spec = ctx.spec;
-    let ev = Evaluator::<B>::load(ctx, device)?;
+    let s = ctx.settings::<EvalSettings>()?;
+    let ev = Evaluator::<B>::load(ctx, device, &s.section, &s.separator)?;
     let ds = Dataset::load(ctx.input(StageKind::Data))?;
     let valid: Vec<AlignmentRecord> =
         read_jsonl(&ctx.input(StageKind::AlignmentData).join("valid.jsonl"))?;
     let mut answers = Vec::new();
     for task in EVALUATED {
-        let records = task_records(&valid, task, spec.eval.max_records, ctx.run_seed);
+        let records = task_records(&valid, task, s.section.max_records, s.run_seed);
         if records.is_empty() {
             continue;
         }

@@ -17,12 +17,12 @@ use serde_json::{Value, json};
 use crate::alignment::Mode;
 use crate::alignment::record::ExplainRecord;
 use crate::error::Result;
-use crate::eval::Evaluator;
+use crate::eval::{EvalSection, Evaluator};
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::llm::batching::length_sorted_batches;
 use crate::llm::generate::Decoding;
 use crate::llm_stage::{LlmStageBody, run_on_llm_device};
-use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
+use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings, check_cancel};
 use crate::recommender::Query;
 use crate::spec::{RawSpec, Validate, Validator, limits};
 use crate::train::Sample;
@@ -126,16 +126,37 @@ impl Stage for ExplainStage {
         ]
     }
 
-    fn fingerprint(&self, spec: &RawSpec, _spec_dir: &Path, _run_seed: u64) -> Result<Value> {
-        Ok(json!({
-            "section": spec.explain,
-            "max_len": spec.eval.max_len,
-            "device": spec.llm.device,
+    fn settings(&self, spec: &RawSpec, _spec_dir: &Path, _run_seed: u64) -> Result<Resolved> {
+        Ok(Resolved::new(ExplainSettings {
+            section: spec.explain.clone(),
+            eval: spec.eval.clone(),
+            separator: spec.alignment.separator.clone(),
+            device: spec.llm.device.clone(),
         }))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        run_on_llm_device::<ExplainStage>(ctx)
+        let device = ctx.settings::<ExplainSettings>()?.device.clone();
+        run_on_llm_device::<ExplainStage>(ctx, &device)
+    }
+}
+
+/// The explanation stage's settings: `[explain]`, and the evaluator's `[eval]` settings, title
+/// separator and device (of `[eval]` only `max_len` reaches the explanations).
+pub struct ExplainSettings {
+    pub section: ExplainSection,
+    pub eval: EvalSection,
+    pub separator: String,
+    pub device: String,
+}
+
+impl StageSettings for ExplainSettings {
+    fn fingerprint(&self) -> Value {
+        json!({
+            "section": self.section,
+            "max_len": self.eval.max_len,
+            "device": self.device,
+        })
     }
 }
 
@@ -146,9 +167,9 @@ impl LlmStageBody for ExplainStage {
 }
 
 fn explain<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
-    let spec = ctx.spec;
-    let section = &spec.explain;
-    let ev = Evaluator::<B>::load(ctx, device)?;
+    let s = ctx.settings::<ExplainSettings>()?;
+    let section = &s.section;
+    let ev = Evaluator::<B>::load(ctx, device, &s.eval, &s.separator)?;
     // The unaligned baseline answers the behaviour-form prompts (spec §6.1).
     let mode = match ev.info.mode {
         Mode::None => Mode::Behaviour,

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::explain::{EXPLANATIONS, Explanation};
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::openai::{Azure, Endpoint, ask_all};
-use crate::pipeline::{Stage, StageContext, StageKind};
+use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings};
 use crate::spec::{RawSpec, Validate, Validator, limits};
 
 /// The stage's output file: one rating per explanation.
@@ -182,6 +182,13 @@ pub struct Rating {
 /// The judge stage.
 pub struct JudgeStage;
 
+/// The judge's settings are its section; the prompt's version joins them in the hash.
+impl StageSettings for JudgeSection {
+    fn fingerprint(&self) -> Value {
+        json!({ "section": self, "prompt": PROMPT_VERSION })
+    }
+}
+
 impl Stage for JudgeStage {
     fn kind(&self) -> StageKind {
         StageKind::Judge
@@ -195,12 +202,12 @@ impl Stage for JudgeStage {
         spec.judge.enabled
     }
 
-    fn fingerprint(&self, spec: &RawSpec, _spec_dir: &Path, _run_seed: u64) -> Result<Value> {
-        Ok(json!({ "section": spec.judge, "prompt": PROMPT_VERSION }))
+    fn settings(&self, spec: &RawSpec, _spec_dir: &Path, _run_seed: u64) -> Result<Resolved> {
+        Ok(Resolved::new(spec.judge.clone()))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let section = ctx.spec.judge.clone();
+        let section = ctx.settings::<JudgeSection>()?;
         let explanations: Vec<Explanation> =
             read_jsonl(&ctx.input(StageKind::Explain).join(EXPLANATIONS))?;
         let prompts: Vec<String> = explanations.iter().map(judge_prompt).collect();

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::cli::load_tokenizer;
-use super::tokenizer::Tokenizer;
 use super::{LlmSection, assets};
 use crate::error::{IoContext, Result};
 use crate::hash::hash_file;
@@ -44,13 +42,12 @@ pub fn fingerprint(llm: &LlmSection, spec_dir: &Path) -> Result<Value> {
     Ok(json!({ "model": files, "template": llm.template }))
 }
 
-/// The pretrained backbone's tokenizer, without loading its weights; `None` for the scratch
-/// model (its vocabulary is learned from the alignment records).
-pub fn backbone_tokenizer(llm: &LlmSection, spec_dir: &Path) -> Result<Option<Tokenizer>> {
+/// Where the pretrained backbone is; `None` for the scratch model.
+pub fn backbone_path(llm: &LlmSection, spec_dir: &Path) -> Result<Option<PathBuf>> {
     if llm.model.is_empty() {
         return Ok(None);
     }
-    load_tokenizer(&resolve(llm, spec_dir)?, None).map(Some)
+    resolve(llm, spec_dir).map(Some)
 }
 
 /// Where the backbone is: the cached SmolLM2 for `smollm2`, else a path relative to the spec.

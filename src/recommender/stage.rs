@@ -25,7 +25,7 @@ use super::{ModelKind, ResolvedRecommender};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::llm::BackendTask;
-use crate::pipeline::{Stage, StageContext, StageKind, check_cancel};
+use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings, check_cancel};
 use crate::spec::RawSpec;
 use crate::training::seeded_init;
 
@@ -40,6 +40,13 @@ pub enum SavedConfig {
 /// The recommender stage (spec §2): trains the target model and exports its views.
 pub struct RecommenderStage;
 
+/// The settings are the section with its seed and model defaults resolved.
+impl StageSettings for ResolvedRecommender {
+    fn fingerprint(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("settings serialise")
+    }
+}
+
 impl Stage for RecommenderStage {
     fn kind(&self) -> StageKind {
         StageKind::Recommender
@@ -49,18 +56,12 @@ impl Stage for RecommenderStage {
         &[StageKind::Data]
     }
 
-    fn fingerprint(
-        &self,
-        spec: &RawSpec,
-        _spec_dir: &Path,
-        run_seed: u64,
-    ) -> Result<serde_json::Value> {
-        let resolved = spec.recommender.resolve(run_seed)?;
-        Ok(serde_json::to_value(resolved).expect("settings serialise"))
+    fn settings(&self, spec: &RawSpec, _spec_dir: &Path, run_seed: u64) -> Result<Resolved> {
+        Ok(Resolved::new(spec.recommender.resolve(run_seed)?))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let settings = ctx.spec.recommender.resolve(ctx.run_seed)?;
+        let settings = ctx.settings::<ResolvedRecommender>()?;
         let data = Dataset::load(ctx.input(StageKind::Data))?;
         run_recommender(ctx, &settings, &data)
     }

@@ -33,11 +33,12 @@ use crate::alignment::Mode;
 use crate::alignment::record::{AlignmentRecord, TaskRecord};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::read_jsonl;
+use crate::llm::LlmSection;
 use crate::llm::chat::ChatTemplate;
 use crate::llm::lora::{LoraConfig, LoraTarget, attach_lora, count_params, merge_lora};
 use crate::llm::{LlamaModel, save_hf};
 use crate::llm_stage::{LlmStageBody, run_on_llm_device, subsample};
-use crate::pipeline::{Stage, StageContext, StageKind};
+use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings};
 use crate::recommender::{Query, TrainedRecommender};
 use crate::spec::{RawSpec, SeedSetting, Validate, Validator, limits};
 use crate::training::seeded_init;
@@ -313,18 +314,45 @@ impl Stage for TrainStage {
         &[StageKind::Recommender, StageKind::AlignmentData]
     }
 
-    fn fingerprint(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Value> {
+    fn settings(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Resolved> {
         let mut section = spec.train.clone();
-        section.seed = SeedSetting::Fixed(section.seed.resolve(run_seed));
-        Ok(json!({
-            "section": section.fingerprint(),
-            "mode": spec.alignment.mode,
-            "llm": crate::llm::backbone::fingerprint(&spec.llm, spec_dir)?,
+        let seed = section.seed.resolve(run_seed);
+        section.seed = SeedSetting::Fixed(seed);
+        Ok(Resolved::new(AlignTrainSettings {
+            section,
+            seed,
+            mode: spec.alignment.mode,
+            backbone: crate::llm::backbone::fingerprint(&spec.llm, spec_dir)?,
+            llm: spec.llm.clone(),
+            spec_dir: spec_dir.to_path_buf(),
         }))
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        run_on_llm_device::<TrainStage>(ctx)
+        let device = ctx.settings::<AlignTrainSettings>()?.llm.device.clone();
+        run_on_llm_device::<TrainStage>(ctx, &device)
+    }
+}
+
+/// The alignment-training stage's settings: `[train]` with its seed resolved, the alignment
+/// mode, and `[llm]` (the backbone, found from `spec_dir`, hashed by content).
+pub struct AlignTrainSettings {
+    pub section: TrainSection,
+    pub seed: u64,
+    pub mode: Mode,
+    pub llm: LlmSection,
+    pub spec_dir: std::path::PathBuf,
+    /// The backbone's identity ([`crate::llm::backbone::fingerprint`]).
+    backbone: Value,
+}
+
+impl StageSettings for AlignTrainSettings {
+    fn fingerprint(&self) -> Value {
+        json!({
+            "section": self.section.fingerprint(),
+            "mode": self.mode,
+            "llm": self.backbone,
+        })
     }
 }
 
@@ -487,10 +515,9 @@ pub fn trainable_model<B: AutodiffBackend>(
 }
 
 fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
-    let spec = ctx.spec;
-    let section = &spec.train;
-    let mode = spec.alignment.mode;
-    let seed = section.seed.resolve(ctx.run_seed);
+    let s = ctx.settings::<AlignTrainSettings>()?;
+    let section = &s.section;
+    let (mode, seed) = (s.mode, s.seed);
     let align_dir = ctx.input(StageKind::AlignmentData).to_path_buf();
     let rec_dir = ctx.input(StageKind::Recommender).to_path_buf();
     let out = ctx.out_dir().to_path_buf();
@@ -505,11 +532,11 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
         section.valid_records,
         crate::seed::derive(seed, "train.records", &[1]),
     );
-    let template = ChatTemplate::new(spec.llm.template);
+    let template = ChatTemplate::new(s.llm.template);
     let spinner = ctx.progress.spinner("loading the base model");
     let base: Base<B> = load_base(
-        &spec.llm,
-        ctx.spec_dir,
+        &s.llm,
+        &s.spec_dir,
         &template,
         mode,
         &train_records,
@@ -597,7 +624,7 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     best.save_connectors(&out.join(CONNECTORS))?;
     let info = AlignedInfo {
         mode,
-        template: spec.llm.template,
+        template: s.llm.template,
         rec_dim: if mode.uses_tokens() { train_rec.dim } else { 0 },
         best_epoch,
         base: base.origin,

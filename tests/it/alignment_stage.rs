@@ -321,7 +321,8 @@ fn runs_as_a_pipeline_stage_and_records_counts() {
     let mut m = Measurements::default();
     let progress = Progress::hidden();
     let out = tmp.path().join("out");
-    let mut ctx = StageContext::new(&spec, tmp.path(), 1, out.clone(), inputs, &mut m, &progress);
+    let settings = stage.settings(&spec, tmp.path(), 1).unwrap();
+    let mut ctx = StageContext::new(settings, out.clone(), inputs, &mut m, &progress);
     stage.run(&mut ctx).unwrap();
     assert_eq!(m.scalars["count.uid2next.train"], 10.0);
     assert_eq!(m.scalars["count.uid2hist.train"], 13.0);
@@ -332,12 +333,12 @@ fn runs_as_a_pipeline_stage_and_records_counts() {
     assert!(out.join("train.jsonl").is_file());
 
     // The fingerprint resolves the seed and carries the template hash.
-    let fp = stage.fingerprint(&spec, tmp.path(), 1).unwrap();
+    let fp = stage.settings(&spec, tmp.path(), 1).unwrap().fingerprint();
     assert_eq!(fp["section"]["seed"], 2023);
     assert_eq!(fp["templates"]["sha256"].as_str().unwrap().len(), 64);
     spec.alignment.seed = recx::spec::SeedSetting::Run;
     assert_eq!(
-        stage.fingerprint(&spec, tmp.path(), 5).unwrap()["section"]["seed"],
+        stage.settings(&spec, tmp.path(), 5).unwrap().fingerprint()["section"]["seed"],
         5
     );
     let custom = tmp.path().join("t.toml");
@@ -345,7 +346,7 @@ fn runs_as_a_pipeline_stage_and_records_counts() {
         .replace("Name the item: {0} .", "Name it: {0} .");
     std::fs::write(&custom, edited).unwrap();
     spec.alignment.templates = "t.toml".into();
-    let fp2 = stage.fingerprint(&spec, tmp.path(), 5).unwrap();
+    let fp2 = stage.settings(&spec, tmp.path(), 5).unwrap().fingerprint();
     assert_ne!(fp2["templates"]["sha256"], fp["templates"]["sha256"]);
 }
 
@@ -394,15 +395,8 @@ fn a_pretrained_backbone_counts_tokens_with_its_own_tokenizer() {
         ]);
         let mut m = Measurements::default();
         let progress = Progress::hidden();
-        let mut ctx = StageContext::new(
-            spec,
-            tmp.path(),
-            1,
-            out.to_path_buf(),
-            inputs,
-            &mut m,
-            &progress,
-        );
+        let settings = AlignmentDataStage.settings(spec, tmp.path(), 1).unwrap();
+        let mut ctx = StageContext::new(settings, out.to_path_buf(), inputs, &mut m, &progress);
         AlignmentDataStage.run(&mut ctx).unwrap();
     };
     let stage = AlignmentDataStage;
@@ -410,7 +404,7 @@ fn a_pretrained_backbone_counts_tokens_with_its_own_tokenizer() {
     let estimated = tmp.path().join("estimated");
     run(&spec, &estimated);
     assert_eq!(sharegpt_counts(&estimated), serde_json::json!([12, 5, 3]));
-    let fp_estimate = stage.fingerprint(&spec, tmp.path(), 1).unwrap();
+    let fp_estimate = stage.settings(&spec, tmp.path(), 1).unwrap().fingerprint();
     assert_eq!(fp_estimate["token_counter"], "estimate_tokens/v1");
 
     spec.llm.model = "backbone".into();
@@ -421,7 +415,7 @@ fn a_pretrained_backbone_counts_tokens_with_its_own_tokenizer() {
         serde_json::json!([0, 0, 0]),
         "every first question is over 5 real tokens"
     );
-    let fp_backbone = stage.fingerprint(&spec, tmp.path(), 1).unwrap();
+    let fp_backbone = stage.settings(&spec, tmp.path(), 1).unwrap().fingerprint();
     assert!(
         fp_backbone["token_counter"]["backbone"].is_object(),
         "{fp_backbone}"

@@ -142,73 +142,58 @@ fn games_mini_section(path: &Path) -> DataSection {
     s
 }
 
-fn mini_dir() -> PathBuf {
-    embedded_dir("games-mini")
-}
-
 fn embedded_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("data")
         .join(name)
 }
 
-/// Regenerates `data/games-mini/` (run on purpose after changing the filters:
-/// `cargo test --test it -- --ignored data_games::regenerate_games_mini`).
-#[test]
-#[ignore]
-fn regenerate_games_mini() {
-    let path = games().expect("../shared/data/amazon-video-games is needed");
-    let built = build(
-        &games_mini_section(&path),
-        Path::new("."),
-        0,
-        &Progress::hidden(),
-    )
-    .unwrap();
+/// Writes the embedded set `data/<name>/` from `section` (run on purpose after changing the
+/// filters, through the ignored tests below).
+fn regenerate(section: &DataSection, name: &str) {
+    let built = build(section, Path::new("."), 0, &Progress::hidden()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     built.dataset.save(tmp.path()).unwrap();
     for f in ["sequential_data.txt", "metadata.json", "datamaps.json"] {
-        std::fs::copy(tmp.path().join(f), mini_dir().join(f)).unwrap();
+        std::fs::copy(tmp.path().join(f), embedded_dir(name).join(f)).unwrap();
     }
     println!("{}", built.stats.table());
 }
 
-/// Regenerates `data/games/`, the paper-size set (run on purpose after changing the filters:
-/// `cargo test --test it -- --ignored data_games::regenerate_games`).
+/// Fails while the committed `data/<name>/` is not what `section` builds.
+fn assert_matches_recipe(section: &DataSection, name: &str) {
+    let built = build(section, Path::new("."), 0, &Progress::hidden()).unwrap();
+    let committed = Dataset::load(&embedded_dir(name)).unwrap();
+    let test = name.replace('-', "_");
+    assert!(
+        built.dataset == committed,
+        "data/{name} is stale: run \
+         `cargo test --test it -- --ignored --exact data_games::regenerate_{test}`"
+    );
+}
+
+/// Regenerates `data/games-mini/`:
+/// `cargo test --test it -- --ignored data_games::regenerate_games_mini`.
+#[test]
+#[ignore]
+fn regenerate_games_mini() {
+    let path = games().expect("../shared/data/amazon-video-games is needed");
+    regenerate(&games_mini_section(&path), "games-mini");
+}
+
+/// Regenerates `data/games/`, the paper-size set:
+/// `cargo test --test it -- --ignored --exact data_games::regenerate_games`.
 #[test]
 #[ignore]
 fn regenerate_games() {
     let path = games().expect("../shared/data/amazon-video-games is needed");
-    let built = build(
-        &games_section(&path),
-        Path::new("."),
-        0,
-        &Progress::hidden(),
-    )
-    .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    built.dataset.save(tmp.path()).unwrap();
-    for f in ["sequential_data.txt", "metadata.json", "datamaps.json"] {
-        std::fs::copy(tmp.path().join(f), embedded_dir("games").join(f)).unwrap();
-    }
-    println!("{}", built.stats.table());
+    regenerate(&games_section(&path), "games");
 }
 
 #[test]
 fn committed_games_matches_its_recipe() {
     let Some(path) = games() else { return };
-    let built = build(
-        &games_section(&path),
-        Path::new("."),
-        0,
-        &Progress::hidden(),
-    )
-    .unwrap();
-    let committed = Dataset::load(&embedded_dir("games")).unwrap();
-    assert!(
-        built.dataset == committed,
-        "data/games is stale: run `cargo test --test it -- --ignored data_games::regenerate_games`"
-    );
+    assert_matches_recipe(&games_section(&path), "games");
 }
 
 /// `source = "games"` is the paper's Games set at the paper's size, from the binary alone.
@@ -234,18 +219,7 @@ fn embedded_games_is_the_paper_size_without_shared_data() {
 #[test]
 fn committed_games_mini_matches_its_recipe() {
     let Some(path) = games() else { return };
-    let built = build(
-        &games_mini_section(&path),
-        Path::new("."),
-        0,
-        &Progress::hidden(),
-    )
-    .unwrap();
-    let committed = Dataset::load(&mini_dir()).unwrap();
-    assert!(
-        built.dataset == committed,
-        "data/games-mini is stale: run `cargo test --test it -- --ignored data_games::regenerate_games_mini`"
-    );
+    assert_matches_recipe(&games_mini_section(&path), "games-mini");
 }
 
 #[test]
@@ -265,5 +239,8 @@ fn embedded_default_builds_without_shared_data() {
         s.users,
         s.items
     );
-    assert_eq!(built.dataset, Dataset::load(&mini_dir()).unwrap());
+    assert_eq!(
+        built.dataset,
+        Dataset::load(&embedded_dir("games-mini")).unwrap()
+    );
 }

@@ -22,10 +22,9 @@ fn default_spec_runs_on_the_embedded_subset() {
     let out = tempfile::tempdir().unwrap();
     let mut m = Measurements::default();
     let progress = Progress::hidden();
+    let settings = DataStage.settings(&spec.raw, Path::new("."), 2024).unwrap();
     let mut ctx = StageContext::new(
-        &spec.raw,
-        Path::new("."),
-        2024,
+        settings,
         out.path().to_path_buf(),
         BTreeMap::new(),
         &mut m,
@@ -70,10 +69,9 @@ fn layout_dir(seq: &str) -> tempfile::TempDir {
 fn run_stage(spec: &Spec, out: &Path) -> Measurements {
     let mut m = Measurements::default();
     let progress = Progress::hidden();
+    let settings = DataStage.settings(&spec.raw, Path::new("."), 2024).unwrap();
     let mut ctx = StageContext::new(
-        &spec.raw,
-        Path::new("."),
-        2024,
+        settings,
         out.to_path_buf(),
         BTreeMap::new(),
         &mut m,
@@ -125,7 +123,10 @@ fn fingerprint_follows_file_contents_not_locations() {
             "source = \"recexplainer\"\npath = {:?}",
             dir.display().to_string()
         ));
-        DataStage.fingerprint(&s.raw, Path::new("."), 1).unwrap()
+        DataStage
+            .settings(&s.raw, Path::new("."), 1)
+            .unwrap()
+            .fingerprint()
     };
     assert_eq!(
         fp(a.path()),
@@ -144,7 +145,7 @@ fn fingerprint_follows_file_contents_not_locations() {
 #[test]
 fn fingerprint_of_a_missing_input_names_the_key() {
     let s = spec("source = \"amazon-raw\"\npath = \"/nonexistent\"");
-    match DataStage.fingerprint(&s.raw, Path::new("."), 1) {
+    match DataStage.settings(&s.raw, Path::new("."), 1) {
         Err(Error::MissingInput { key, path }) => {
             assert_eq!(key, "data.amazon.reviews");
             assert_eq!(path, Path::new("/nonexistent/Video_Games_5.json.gz"));
@@ -156,8 +157,14 @@ fn fingerprint_of_a_missing_input_names_the_key() {
 #[test]
 fn seed_run_follows_the_run_seed() {
     let s = spec("source = \"synthetic\"\nseed = \"run\"");
-    let a = DataStage.fingerprint(&s.raw, Path::new("."), 1).unwrap();
-    let b = DataStage.fingerprint(&s.raw, Path::new("."), 2).unwrap();
+    let a = DataStage
+        .settings(&s.raw, Path::new("."), 1)
+        .unwrap()
+        .fingerprint();
+    let b = DataStage
+        .settings(&s.raw, Path::new("."), 2)
+        .unwrap()
+        .fingerprint();
     assert_ne!(a, b);
     assert_eq!(a["synthetic"]["users"], 1000);
 }

@@ -12,6 +12,7 @@ mod llm_tokenizer_fixtures;
 mod report_support;
 mod serial;
 mod skip_support;
+mod stage_support;
 
 // Test modules, by area.
 mod alignment_games;

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::backend::{Autodiff, Flex};
-use recx::pipeline::{Measurements, Progress, StageContext};
+use recx::pipeline::{Measurements, Progress, Resolved, StageContext};
 use recx::recommender::synthetic::successor_ring;
 use recx::recommender::train::{TrainOutcome, TrainReport, train};
 use recx::recommender::{
     Examples, RecommenderSection, SasRecConfig, TrainSettings, run_recommender,
 };
-use recx::spec::RawSpec;
 use recx::training::seeded_init;
 
 type B = Autodiff<Flex>;
@@ -89,16 +88,13 @@ fn rerunning_the_stage_on_its_checkpoints_reproduces_the_outputs() {
         ..Default::default()
     };
     let settings = section.resolve(0).unwrap();
-    let spec = RawSpec::default();
     let progress = Progress::hidden();
     let dir = tempfile::tempdir().unwrap();
     let mut outputs = Vec::new();
     for _ in 0..2 {
         let mut m = Measurements::default();
         let mut ctx = StageContext::new(
-            &spec,
-            Path::new("."),
-            0,
+            Resolved::new(settings.clone()),
             dir.path().to_path_buf(),
             BTreeMap::new(),
             &mut m,

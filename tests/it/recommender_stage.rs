@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::backend::Flex;
 use recx::data::Dataset;
-use recx::pipeline::{Measurements, Progress, StageContext};
+use recx::pipeline::{Measurements, Progress, Resolved, StageContext};
 use recx::recommender::export::read_matrix;
 use recx::recommender::synthetic::{item_groups, successor_ring};
 use recx::recommender::top_file::{TopLine, read_top_file};
@@ -15,7 +15,6 @@ use recx::recommender::{
     ModelKind, Query, RecommenderSection, TrainedRecommender, run_recommender,
     sasrec_user_embeddings,
 };
-use recx::spec::RawSpec;
 
 fn tiny_sasrec() -> RecommenderSection {
     RecommenderSection {
@@ -33,14 +32,11 @@ fn tiny_sasrec() -> RecommenderSection {
 }
 
 fn run(data: &Dataset, section: &RecommenderSection, out: &Path) -> Measurements {
-    let spec = RawSpec::default();
     let settings = section.resolve(0).unwrap();
     let mut m = Measurements::default();
     let progress = Progress::hidden();
     let mut ctx = StageContext::new(
-        &spec,
-        Path::new("."),
-        0,
+        Resolved::new(settings.clone()),
         out.to_path_buf(),
         BTreeMap::new(),
         &mut m,

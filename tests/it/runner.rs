@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use recx::error::{Error, Result};
-use recx::pipeline::{Progress, Stage, StageContext, StageKind};
+use recx::pipeline::{Progress, Resolved, Stage, StageContext, StageKind};
+
+use crate::stage_support;
 use recx::plan::Plan;
 use recx::runner::{RunOptions, RunOutcome, run_plan};
 use recx::spec::{RawSpec, Spec};
@@ -26,17 +28,14 @@ impl Stage for Source {
     fn deps(&self) -> &'static [StageKind] {
         &[]
     }
-    fn fingerprint(&self, spec: &RawSpec, _: &Path, _: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({ "epochs": spec.train.epochs }))
+    fn settings(&self, spec: &RawSpec, _: &Path, _: u64) -> Result<Resolved> {
+        stage_support::json(serde_json::json!({ "epochs": spec.train.epochs }))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         SOURCE_RUNS.fetch_add(1, Ordering::SeqCst);
-        std::fs::write(
-            ctx.out_dir().join("value.txt"),
-            ctx.spec.train.epochs.to_string(),
-        )
-        .unwrap();
-        ctx.recorder.scalar("value", ctx.spec.train.epochs as f64);
+        let epochs = stage_support::number(ctx, "epochs");
+        std::fs::write(ctx.out_dir().join("value.txt"), epochs.to_string()).unwrap();
+        ctx.recorder.scalar("value", epochs);
         Ok(())
     }
 }
@@ -48,8 +47,8 @@ impl Stage for Double {
     fn deps(&self) -> &'static [StageKind] {
         &[StageKind::Data]
     }
-    fn fingerprint(&self, spec: &RawSpec, _: &Path, seed: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({ "fail": spec.eval.max_records, "seed": seed }))
+    fn settings(&self, spec: &RawSpec, _: &Path, seed: u64) -> Result<Resolved> {
+        stage_support::json(serde_json::json!({ "fail": spec.eval.max_records, "seed": seed }))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         DOUBLE_RUNS.fetch_add(1, Ordering::SeqCst);
@@ -58,7 +57,7 @@ impl Stage for Double {
             .parse()
             .unwrap();
         std::fs::write(ctx.out_dir().join("half-written.txt"), "x").unwrap();
-        if ctx.spec.eval.max_records == 13 {
+        if stage_support::number(ctx, "fail") == 13.0 {
             return Err(Error::Config("unlucky".into()));
         }
         ctx.recorder.scalar("double", 2.0 * v);

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use recx::error::Result;
-use recx::pipeline::{Progress, Stage, StageContext, StageKind};
+use recx::pipeline::{Progress, Resolved, Stage, StageContext, StageKind};
+
+use crate::stage_support;
 use recx::plan::Plan;
 use recx::runner::{RunOptions, RunOutcome, run_plan};
 use recx::spec::{RawSpec, Spec};
@@ -25,12 +27,13 @@ impl Stage for Measure {
     fn deps(&self) -> &'static [StageKind] {
         &[]
     }
-    fn fingerprint(&self, spec: &RawSpec, _: &Path, seed: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({ "epochs": spec.train.epochs, "seed": seed }))
+    fn settings(&self, spec: &RawSpec, _: &Path, seed: u64) -> Result<Resolved> {
+        stage_support::json(serde_json::json!({ "epochs": spec.train.epochs, "seed": seed }))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         std::fs::write(ctx.out_dir().join("out.txt"), "measured").unwrap();
-        ctx.recorder.scalar("hit@5", 0.25 + ctx.run_seed as f64);
+        let seed = stage_support::number(ctx, "seed");
+        ctx.recorder.scalar("hit@5", 0.25 + seed);
         for step in 1..=3 {
             ctx.recorder.series("loss", step, 1.0 / step as f64);
         }
@@ -50,8 +53,8 @@ impl Stage for Waiting {
     fn deps(&self) -> &'static [StageKind] {
         &[StageKind::Data]
     }
-    fn fingerprint(&self, _: &RawSpec, _: &Path, _: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({}))
+    fn settings(&self, _: &RawSpec, _: &Path, _: u64) -> Result<Resolved> {
+        stage_support::json(serde_json::json!({}))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         let bar = ctx.progress.bar(10, "recommender epochs");

@@ -8,7 +8,9 @@ use std::process::Command;
 
 use rand::{Rng, SeedableRng};
 use recx::error::{Error, Result};
-use recx::pipeline::{Progress, Stage, StageContext, StageKind};
+use recx::pipeline::{Progress, Resolved, Stage, StageContext, StageKind};
+
+use crate::stage_support;
 use recx::plan::Plan;
 use recx::runner::{RunOptions, RunOutcome, run_plan};
 use recx::spec::{RawSpec, Spec};
@@ -26,13 +28,13 @@ impl Stage for Source {
     fn deps(&self) -> &'static [StageKind] {
         &[]
     }
-    fn fingerprint(&self, spec: &RawSpec, _: &Path, _: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({ "epochs": spec.train.epochs }))
+    fn settings(&self, spec: &RawSpec, _: &Path, _: u64) -> Result<Resolved> {
+        stage_support::json(serde_json::json!({ "epochs": spec.train.epochs }))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let v = ctx.spec.train.epochs;
+        let v = stage_support::number(ctx, "epochs");
         std::fs::write(ctx.out_dir().join("value.txt"), v.to_string()).unwrap();
-        ctx.recorder.scalar("value", v as f64);
+        ctx.recorder.scalar("value", v);
         Ok(())
     }
 }
@@ -44,8 +46,8 @@ impl Stage for Double {
     fn deps(&self) -> &'static [StageKind] {
         &[StageKind::Data]
     }
-    fn fingerprint(&self, _: &RawSpec, _: &Path, seed: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({ "seed": seed }))
+    fn settings(&self, _: &RawSpec, _: &Path, seed: u64) -> Result<Resolved> {
+        stage_support::json(serde_json::json!({ "seed": seed }))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         let v: f64 = std::fs::read_to_string(ctx.input(StageKind::Data).join("value.txt"))
@@ -53,7 +55,8 @@ impl Stage for Double {
             .parse()
             .unwrap();
         std::fs::write(ctx.out_dir().join("double.txt"), (2.0 * v).to_string()).unwrap();
-        ctx.recorder.scalar("double", 2.0 * v + ctx.run_seed as f64);
+        let seed = stage_support::number(ctx, "seed");
+        ctx.recorder.scalar("double", 2.0 * v + seed);
         ctx.recorder.series("curve", 1, v);
         ctx.recorder.example("hit", "case-1", 1.0);
         Ok(())

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use recx::error::Result;
 use recx::merge::merge_path_into;
-use recx::pipeline::{Progress, Stage, StageContext, StageKind};
+use recx::pipeline::{Progress, Resolved, Stage, StageContext, StageKind};
+
+use crate::stage_support;
 use recx::runner::RunOutcome;
 use recx::spec::{RawSpec, Spec};
 use recx::store::{RunStatus, Store};
@@ -25,8 +27,8 @@ impl Stage for Upstream {
     fn deps(&self) -> &'static [StageKind] {
         &[]
     }
-    fn fingerprint(&self, spec: &RawSpec, _: &Path, _: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({ "epochs": spec.train.epochs }))
+    fn settings(&self, spec: &RawSpec, _: &Path, _: u64) -> Result<Resolved> {
+        stage_support::json(serde_json::json!({ "epochs": spec.train.epochs }))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         UPSTREAM_RUNS.fetch_add(1, Ordering::SeqCst);
@@ -42,12 +44,15 @@ impl Stage for Downstream {
     fn deps(&self) -> &'static [StageKind] {
         &[StageKind::Data]
     }
-    fn fingerprint(&self, spec: &RawSpec, _: &Path, seed: u64) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({ "mode": spec.alignment.mode, "lr": spec.train.lr, "seed": seed }))
+    fn settings(&self, spec: &RawSpec, _: &Path, seed: u64) -> Result<Resolved> {
+        let mode = spec.alignment.mode;
+        stage_support::json(serde_json::json!({
+            "mode": mode, "mode_index": mode as u8, "lr": spec.train.lr, "seed": seed
+        }))
     }
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
-        let score =
-            ctx.spec.train.lr * 1e4 + ctx.run_seed as f64 + ctx.spec.alignment.mode as u8 as f64;
+        let n = |key: &str| stage_support::number(ctx, key);
+        let score = n("lr") * 1e4 + n("seed") + n("mode_index");
         ctx.recorder.scalar("score", score);
         Ok(())
     }

@@ -33,7 +33,7 @@ const SHARED_MODULES: [&str; 8] = [
 ];
 
 /// The tests below that ARCHITECTURE.md's `Invariant:` lines name.
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     "sled_stays_in_store",
     "plotters_stays_in_figures",
     "only_serve_listens",
@@ -44,6 +44,7 @@ const CHECKS: [&str; 10] = [
     "integration_tests_are_one_binary",
     "typed_configs_are_structs",
     "sub_seeds_come_from_seed_rs",
+    "stages_see_settings_not_the_spec",
 ];
 
 fn root() -> &'static Path {
@@ -465,6 +466,26 @@ fn sub_seeds_come_from_seed_rs() {
         }
     }
     assert_none("sub_seeds_come_from_seed_rs", broken);
+}
+
+#[test]
+fn stages_see_settings_not_the_spec() {
+    let pipeline = sources()
+        .into_iter()
+        .find(|s| s.path == "pipeline.rs")
+        .expect("src/pipeline.rs");
+    let start = pipeline
+        .code
+        .find("pub struct StageContext")
+        .expect("StageContext is declared in src/pipeline.rs");
+    let body = &pipeline.code[start..];
+    let body = &body[..body.find('}').expect("the struct closes")];
+    let broken: Vec<String> = ["RawSpec", "spec_dir", "run_seed", "spec"]
+        .iter()
+        .filter(|w| identifiers(body).any(|i| i == **w))
+        .map(|w| format!("src/pipeline.rs: StageContext has `{w}`"))
+        .collect();
+    assert_none("stages_see_settings_not_the_spec", broken);
 }
 
 #[test]
