@@ -77,25 +77,36 @@ fn run_chromium(bin: &Path, page: &Path, mode_args: &[String]) -> Run {
     }
 }
 
+/// An attribute the report's load script set on `<body>`.
+fn body_attr(dom: &str, name: &str) -> String {
+    let key = format!("{name}=\"");
+    let start = dom
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} not in the DOM; did the page script run?"))
+        + key.len();
+    dom[start..].split('"').next().unwrap().to_string()
+}
+
 /// (loaded, broken) as the report's own load script counted them.
 fn figure_counts(dom: &str) -> (usize, usize) {
-    let attr = |name: &str| -> usize {
-        let key = format!("{name}=\"");
-        let start = dom
-            .find(&key)
-            .unwrap_or_else(|| panic!("{name} not in the DOM; did the page script run?"))
-            + key.len();
-        dom[start..].split('"').next().unwrap().parse().unwrap()
-    };
-    (attr("data-figures-loaded"), attr("data-figures-broken"))
+    let count = |name: &str| body_attr(dom, name).parse().unwrap();
+    (count("data-figures-loaded"), count("data-figures-broken"))
+}
+
+/// The Chromium binary, or `None` after saying it is missing (a failure under CI).
+fn chromium_or_skip() -> Option<PathBuf> {
+    let bin = chromium();
+    if bin.is_none() {
+        skip_support::missing(
+            "no chromium on PATH (apt-get install -y chromium); report not opened in a browser",
+        );
+    }
+    bin
 }
 
 #[test]
 fn every_figure_loads_in_headless_chromium() {
-    let Some(bin) = chromium() else {
-        skip_support::missing(
-            "no chromium on PATH (apt-get install -y chromium); report not opened in a browser",
-        );
+    let Some(bin) = chromium_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -150,22 +161,9 @@ fn every_figure_loads_in_headless_chromium() {
     }
 }
 
-/// A numeric attribute the report's load script set on `<body>`.
-fn body_attr(dom: &str, name: &str) -> String {
-    let key = format!("{name}=\"");
-    let start = dom
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} not in the DOM; did the page script run?"))
-        + key.len();
-    dom[start..].split('"').next().unwrap().to_string()
-}
-
 #[test]
 fn the_first_screen_shows_table_1_with_its_baselines() {
-    let Some(bin) = chromium() else {
-        skip_support::missing(
-            "no chromium on PATH (apt-get install -y chromium); report not opened in a browser",
-        );
+    let Some(bin) = chromium_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -179,8 +177,8 @@ fn the_first_screen_shows_table_1_with_its_baselines() {
     );
 
     // A laptop's first screen: Table 1 (baselines and both modes) ends inside it, uncut.
-    let window = ["--window-size=1280,800".to_string()];
-    let out = run_chromium(&bin, &index, &[window[0].clone(), "--dump-dom".into()]);
+    let window = "--window-size=1280,800".to_string();
+    let out = run_chromium(&bin, &index, &[window.clone(), "--dump-dom".into()]);
     assert!(out.success, "chromium failed: {}", out.stderr);
     let dom = out.stdout;
     assert_eq!(body_attr(&dom, "data-first-table-id"), "table-table1");
@@ -208,10 +206,7 @@ fn the_first_screen_shows_table_1_with_its_baselines() {
     let out = run_chromium(
         &bin,
         &index,
-        &[
-            format!("--screenshot={}", shot.display()),
-            window[0].clone(),
-        ],
+        &[format!("--screenshot={}", shot.display()), window],
     );
     assert!(out.success, "screenshot failed: {}", out.stderr);
     let png = std::fs::read(&shot).expect("screenshot written");
