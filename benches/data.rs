@@ -1,4 +1,5 @@
 //! Times stage 1 + stage 2 on the paper's Games set (goal: under 2 s on the 2-core dev machine).
+//! Run with `cargo bench --features criterion --bench data`.
 //!
 //! Stage 1 runs on the processed Games set (already stage-1 output, so the k-core is a check that
 //! changes nothing but still does the work), then stage 2 with the paper's settings. Reading the

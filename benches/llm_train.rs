@@ -124,7 +124,7 @@ fn main() {
         spec.path.parent().expect("spec folder"),
         &template,
         spec.raw.alignment.mode,
-        &picked,
+        (&picked, &[]), // a pretrained backbone: no item-title words
         seed,
         &device,
     )

@@ -36,6 +36,17 @@ use crate::error::{Error, Result};
 use crate::hash::hash_json;
 use crate::pipeline::{ResponseCache, cancel_requested, check_cancel};
 
+/// Makes ring rustls's process-wide crypto provider, once, before any HTTP client is built:
+/// reqwest is compiled without a provider of its own (its default, aws-lc-rs, is a C library
+/// that dominated a fresh build). Safe to call any number of times, from any thread.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means a provider is installed already (by the embedding program): keep that one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// An OpenAI-compatible chat endpoint and the settings of every request sent to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
@@ -352,6 +363,7 @@ impl Connection {
             })?)
         };
         let timeout = Duration::from_secs_f64(section.timeout_s);
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

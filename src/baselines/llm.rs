@@ -22,7 +22,7 @@ use crate::llm::chat::{ChatTemplate, Turn};
 use crate::llm_stage::subsample;
 use crate::pipeline::StageContext;
 use crate::train::aligned::AlignedModel;
-use crate::train::{AlignedInfo, RecInputs, Sample, load_base};
+use crate::train::{AlignedInfo, RecInputs, Sample, item_titles, load_base};
 
 /// The backbone's name for row labels: the checkpoint folder's name, or that of the tiny
 /// scratch model (which is untrained here, and says so).
@@ -47,6 +47,7 @@ pub struct Backbone<'a, B: Backend> {
 pub fn load_backbone<'a, B: Backend>(
     s: &'a BaselinesSettings,
     train: &[AlignmentRecord],
+    ds: &Dataset,
     device: &B::Device,
 ) -> Result<Backbone<'a, B>> {
     let seed = s.seed;
@@ -57,7 +58,7 @@ pub fn load_backbone<'a, B: Backend>(
         &s.spec_dir,
         &template,
         Mode::None,
-        &corpus,
+        (&corpus, &item_titles(ds)),
         seed,
         device,
     )?;

@@ -316,7 +316,7 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
             .collect();
         if section.uses_llm() {
             let spinner = ctx.progress.spinner("baselines: loading the backbone");
-            let bb = llm::load_backbone::<B>(&s, &train, device)?;
+            let bb = llm::load_backbone::<B>(&s, &train, &ds, device)?;
             spinner.finish_and_clear();
             for &row in rows
                 .iter()

@@ -365,6 +365,34 @@ impl Tokenizer {
         })
     }
 
+    /// Adds each of `words` as one ordinary token (matched whole wherever it occurs in a text,
+    /// longest match first, and decoded back to itself), skipping those already in the
+    /// vocabulary and those the decoder could not give back unchanged (byte-level BPE decodes a
+    /// token made only of characters from its byte alphabet as bytes, so "é" alone would not
+    /// survive). Returns how many were added. A scratch model uses it to name an item in one
+    /// token ([`crate::llm::ScratchModel::item_title_tokens`]).
+    pub fn add_words(&mut self, words: &[String]) -> Result<usize> {
+        let mut seen = HashSet::new();
+        let added: Vec<AddedToken> = words
+            .iter()
+            .filter(|w| !w.is_empty() && seen.insert(w.as_str()))
+            .filter(|w| self.inner.token_to_id(w).is_none() && self.decodes_to_itself(w))
+            .map(|w| AddedToken::from(w.clone(), false).normalized(false))
+            .collect();
+        self.inner
+            .add_tokens(added)
+            .map_err(|e| tok_err("cannot add words", e))
+    }
+
+    /// Whether a token whose text is `word` decodes to `word`.
+    fn decodes_to_itself(&self, word: &str) -> bool {
+        use tokenizers::Decoder;
+        match self.inner.get_decoder() {
+            None => true,
+            Some(d) => d.decode(vec![word.to_string()]).is_ok_and(|s| s == word),
+        }
+    }
+
     /// Adds special tokens (e.g. a chat template's markers) that are not in the vocabulary yet.
     pub fn add_special_tokens(&mut self, tokens: &[&str]) -> Result<()> {
         let added: Vec<AddedToken> = tokens
@@ -893,6 +921,36 @@ mod tests {
             .collect();
         // "abc" (-0.5): splits a|bc and ab|c, longer left first; then "ab" (-1), then "bc" (-2).
         assert_eq!(m, vec![("ab", "c"), ("a", "bc"), ("a", "b"), ("b", "c")]);
+    }
+
+    #[test]
+    fn added_words_are_one_token_each_and_decode_to_themselves() {
+        let corpus = [
+            "Halo 3 - Xbox 360; Halo 3 ODST",
+            "the user bought Zelda and Halo",
+        ];
+        let mut tok = Tokenizer::train_bpe(
+            corpus.iter(),
+            &BpeTrainConfig {
+                vocab_size: 300,
+                ..BpeTrainConfig::default()
+            },
+        )
+        .unwrap();
+        let words: Vec<String> = ["Halo 3 - Xbox 360", "Halo 3", "é", "Halo 3", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // "é" alone would decode as the byte 0xE9; the duplicate and the empty word are skipped.
+        assert_eq!(tok.add_words(&words).unwrap(), 2);
+        let text = "bought Halo 3 - Xbox 360; Halo 3 ODST";
+        let ids = tok.encode(text, false).unwrap();
+        let long = tok.inner.token_to_id("Halo 3 - Xbox 360").unwrap();
+        let short = tok.inner.token_to_id("Halo 3").unwrap();
+        // Longest match first: the long title is one token, not "Halo 3" + the rest.
+        assert_eq!(ids.iter().filter(|&&i| i == long).count(), 1);
+        assert_eq!(ids.iter().filter(|&&i| i == short).count(), 1);
+        assert_eq!(tok.decode(&ids, false).unwrap(), text);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use burn::tensor::backend::Backend;
 
 use crate::alignment::Mode;
 use crate::alignment::record::AlignmentRecord;
+use crate::data::Dataset;
 use crate::error::Result;
 use crate::llm::backbone::resolve;
 use crate::llm::chat::{ChatTemplate, Turn};
@@ -43,23 +44,39 @@ fn corpus(records: &[AlignmentRecord], template: &ChatTemplate) -> Vec<String> {
         .collect()
 }
 
+/// Every item's title, in id order: the words a scratch vocabulary holds whole when
+/// `[llm.scratch] item_title_tokens` is on.
+pub fn item_titles(ds: &Dataset) -> Vec<String> {
+    (1..=ds.n_items as u32)
+        .map(|iid| ds.title(iid).to_string())
+        .collect()
+}
+
 /// Loads or builds the backbone; `records` are the training records (the scratch tokenizer's
-/// corpus) and `seed` draws the scratch weights and any new embedding rows.
+/// corpus), `titles` the items' titles (see [`item_titles`]; only a scratch vocabulary uses
+/// them) and `seed` draws the scratch weights and any new embedding rows.
 pub fn load_base<B: Backend>(
     llm: &LlmSection,
     spec_dir: &Path,
     template: &ChatTemplate,
     mode: Mode,
-    records: &[AlignmentRecord],
+    (records, titles): (&[AlignmentRecord], &[String]),
     seed: u64,
     device: &B::Device,
 ) -> Result<Base<B>> {
     let (model, mut config, mut tokenizer, pretrained, origin) = if llm.model.is_empty() {
         let texts = corpus(records, template);
-        let tok = Tokenizer::train_bpe(
+        let mut tok = Tokenizer::train_bpe(
             texts.iter(),
             &template.bpe_train_config(llm.scratch.vocab_size),
         )?;
+        if llm.scratch.item_title_tokens {
+            let added = tok.add_words(titles)?;
+            tracing::info!(
+                "scratch vocabulary: {added} of {} item titles as one token each",
+                titles.len()
+            );
+        }
         let mut config = llm.scratch.config(tok.vocab_size());
         config.bos_token_id = tok.bos_id();
         config.eos_token_id = tok.eos_id();

@@ -25,12 +25,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use aligned::{AlignedModel, Connector, RecFeatures};
-pub use base::{Base, load_base};
+pub use base::{Base, item_titles, load_base};
 pub use fit::FitSettings;
 pub use samples::{Sample, SampleBuilder};
 
 use crate::alignment::Mode;
 use crate::alignment::record::{AlignmentRecord, TaskRecord};
+use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::read_jsonl;
 use crate::llm::LlmSection;
@@ -311,7 +312,11 @@ impl Stage for TrainStage {
     }
 
     fn deps(&self) -> &'static [StageKind] {
-        &[StageKind::Recommender, StageKind::AlignmentData]
+        &[
+            StageKind::Data,
+            StageKind::Recommender,
+            StageKind::AlignmentData,
+        ]
     }
 
     fn settings(&self, spec: &RawSpec, spec_dir: &Path, run_seed: u64) -> Result<Resolved> {
@@ -534,12 +539,13 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     );
     let template = ChatTemplate::new(s.llm.template);
     let spinner = ctx.progress.spinner("loading the base model");
+    let titles = item_titles(&Dataset::load(ctx.input(StageKind::Data))?);
     let base: Base<B> = load_base(
         &s.llm,
         &s.spec_dir,
         &template,
         mode,
-        &train_records,
+        (&train_records, &titles),
         seed,
         device,
     )?;

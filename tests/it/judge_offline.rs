@@ -203,6 +203,7 @@ fn smollm2_served_by_recx_judges_the_pipeline_and_the_aligned_run_is_served() {
             .enable_all()
             .build()
             .unwrap();
+        recx::openai::install_tls_provider();
         rt.block_on(async {
             let r = reqwest::Client::new()
                 .post(&url)

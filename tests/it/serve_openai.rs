@@ -77,6 +77,7 @@ fn expected_answer(model: &Path, max_tokens: usize) -> String {
 }
 
 fn client(server: &Server, key: &str) -> Client<OpenAIConfig> {
+    recx::openai::install_tls_provider();
     Client::with_config(
         OpenAIConfig::new()
             .with_api_base(server.base_url())
@@ -175,6 +176,7 @@ fn requests_beyond_the_concurrency_limit_get_429_and_bad_ones_400() {
         .build()
         .unwrap();
     rt.block_on(async {
+        recx::openai::install_tls_provider();
         let http = reqwest::Client::new();
         let body = |max_tokens: u32, extra: serde_json::Value| {
             let mut b = serde_json::json!({
