@@ -114,9 +114,34 @@ const MAX_DIM: usize = 1 << 24;
 /// model fits, an overflowing or garbage header does not.
 const MAX_PARAMS: usize = 1 << 40;
 
+/// The widths every weight shape is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Widths {
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub head: usize,
+    /// All query heads together (`num_heads · head`).
+    pub q: usize,
+    /// All key (or value) heads together (`num_kv_heads · head`).
+    pub kv: usize,
+}
+
 impl LlamaConfig {
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.hidden_size / self.num_heads)
+    }
+
+    pub fn widths(&self) -> Widths {
+        let head = self.head_dim();
+        Widths {
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            vocab: self.vocab_size,
+            head,
+            q: self.num_heads * head,
+            kv: self.num_kv_heads * head,
+        }
     }
 
     /// Checks the numbers fit together (heads divide, even head width).

@@ -23,7 +23,7 @@ use rand_distr::{Distribution, Normal};
 use safetensors::Dtype;
 use safetensors::tensor::Metadata;
 
-use super::config::{Architecture, LlamaConfig, RopeLayout};
+use super::config::{Architecture, LlamaConfig, RopeLayout, Widths};
 use super::gguf::GgufFile;
 use super::model::{Attention, DecoderLayer, LlamaModel, Mlp, Rope};
 use crate::error::{Error, IoContext, Result};
@@ -84,13 +84,14 @@ impl TensorSource for RandomInit {
 
 /// The shape a tensor must have under `config`, by HF name (`None` for an unknown name).
 fn expected_shape(c: &LlamaConfig, name: &str) -> Option<Vec<usize>> {
-    let (h, i, v, d) = (
-        c.hidden_size,
-        c.intermediate_size,
-        c.vocab_size,
-        c.head_dim(),
-    );
-    let (q, kv) = (c.num_heads * d, c.num_kv_heads * d);
+    let Widths {
+        hidden: h,
+        intermediate: i,
+        vocab: v,
+        q,
+        kv,
+        ..
+    } = c.widths();
     let suffix = name
         .rsplit_once("layers.")
         .map_or(name, |(_, s)| s.split_once('.').map_or(s, |(_, s)| s));
@@ -159,7 +160,7 @@ fn layer_weights(
     let mut w = BTreeMap::new();
     let h = c.hidden_size;
     if c.architecture.fused_projections() {
-        let (q, kv) = (c.num_heads * c.head_dim(), c.num_kv_heads * c.head_dim());
+        let Widths { q, kv, .. } = c.widths();
         let qkv = fetch_checked(src, c, &p("self_attn.qkv_proj.weight"))?;
         w.insert("q", rows(&qkv, h, 0, q));
         w.insert("k", rows(&qkv, h, q, kv));
@@ -252,13 +253,14 @@ pub fn build_model<B: Backend>(
         .check()
         .map_err(|e| Error::model_file(src.origin(), format!("config: {e}")))?;
     let c = config;
-    let (h, i, v, d) = (
-        c.hidden_size,
-        c.intermediate_size,
-        c.vocab_size,
-        c.head_dim(),
-    );
-    let (q, kv) = (c.num_heads * d, c.num_kv_heads * d);
+    let Widths {
+        hidden: h,
+        intermediate: i,
+        vocab: v,
+        head: d,
+        q,
+        kv,
+    } = c.widths();
     let embed = fetch_checked(src, c, "model.embed_tokens.weight")?;
     let embed_tokens = Embedding {
         weight: Param::from_tensor(Tensor::from_data(TensorData::new(embed, [v, h]), device)),
