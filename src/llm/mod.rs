@@ -67,7 +67,8 @@ pub struct ScratchModel {
     /// Every item title of the data set becomes one token of the vocabulary (added after the
     /// BPE is learnt), decoded back to the title. Naming, copying and ranking items is then
     /// choosing among tokens, which a two-layer model learns in minutes (the quickstart: T1 H@5
-    /// 0.13 after 20,000 samples, 0.27 after 24,000; 0.00 and 0.17 with titles in pieces); but the words inside a title ("Xbox 360") are no
+    /// 0.13 after 20,000 samples, 0.27 after 24,000; with titles in pieces 0.00 after 4,000
+    /// and 0.17 after 12,000, which took 7 minutes); but the words inside a title ("Xbox 360") are no
     /// longer shared between items, so what they tell (T3 on the synthetic set: 0.77 spelled out,
     /// 0.57 as tokens) must be learnt item by item. Off by default: a pretrained backbone, like
     /// the paper's, reads titles as text.
