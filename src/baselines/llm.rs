@@ -53,12 +53,17 @@ pub fn load_backbone<'a, B: Backend>(
     let seed = s.seed;
     let template = ChatTemplate::new(s.llm.template);
     let corpus = subsample(train.to_vec(), s.tokenizer_records, seed);
+    let titles = if s.llm.wants_item_titles() {
+        item_titles(ds)
+    } else {
+        Vec::new()
+    };
     let base = load_base::<B>(
         &s.llm,
         &s.spec_dir,
         &template,
         Mode::None,
-        (&corpus, &item_titles(ds)),
+        (&corpus, &titles),
         seed,
         device,
     )?;

@@ -90,6 +90,14 @@ impl Default for ScratchModel {
     }
 }
 
+impl LlmSection {
+    /// Whether the backbone is the scratch model with one token per item title: only then does
+    /// loading it need the titles.
+    pub fn wants_item_titles(&self) -> bool {
+        self.model.is_empty() && self.scratch.item_title_tokens
+    }
+}
+
 impl ScratchModel {
     /// The decoder's hyper-parameters for a vocabulary of `vocab` tokens.
     pub fn config(&self, vocab: usize) -> LlamaConfig {

@@ -70,7 +70,7 @@ pub fn load_base<B: Backend>(
             texts.iter(),
             &template.bpe_train_config(llm.scratch.vocab_size),
         )?;
-        if llm.scratch.item_title_tokens {
+        if llm.wants_item_titles() {
             let added = tok.add_words(titles)?;
             tracing::info!(
                 "scratch vocabulary: {added} of {} item titles as one token each",

@@ -539,7 +539,11 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     );
     let template = ChatTemplate::new(s.llm.template);
     let spinner = ctx.progress.spinner("loading the base model");
-    let titles = item_titles(&Dataset::load(ctx.input(StageKind::Data))?);
+    let titles = if s.llm.wants_item_titles() {
+        item_titles(&Dataset::load(ctx.input(StageKind::Data))?)
+    } else {
+        Vec::new()
+    };
     let base: Base<B> = load_base(
         &s.llm,
         &s.spec_dir,
