@@ -22,7 +22,7 @@ use crate::llm::chat::{ChatTemplate, Turn};
 use crate::llm_stage::subsample;
 use crate::pipeline::StageContext;
 use crate::train::aligned::AlignedModel;
-use crate::train::{AlignedInfo, RecInputs, Sample, item_titles, load_base};
+use crate::train::{AlignedInfo, RecInputs, Sample, load_base, scratch_titles};
 
 /// The backbone's name for row labels: the checkpoint folder's name, or that of the tiny
 /// scratch model (which is untrained here, and says so).
@@ -53,11 +53,7 @@ pub fn load_backbone<'a, B: Backend>(
     let seed = s.seed;
     let template = ChatTemplate::new(s.llm.template);
     let corpus = subsample(train.to_vec(), s.tokenizer_records, seed);
-    let titles = if s.llm.wants_item_titles() {
-        item_titles(ds)
-    } else {
-        Vec::new()
-    };
+    let titles = scratch_titles(&s.llm, || Ok::<_, Error>(ds))?;
     let base = load_base::<B>(
         &s.llm,
         &s.spec_dir,

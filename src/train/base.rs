@@ -44,17 +44,26 @@ fn corpus(records: &[AlignmentRecord], template: &ChatTemplate) -> Vec<String> {
         .collect()
 }
 
-/// Every item's title, in id order: the words a scratch vocabulary holds whole when
-/// `[llm.scratch] item_title_tokens` is on.
-pub fn item_titles(ds: &Dataset) -> Vec<String> {
-    (1..=ds.n_items as u32)
+/// The titles [`load_base`] needs for `llm`: every item's title, in id order, when its scratch
+/// vocabulary holds them whole (`[llm.scratch] item_title_tokens`); else none, and `dataset`
+/// (which may read the data stage's folder) is not called.
+pub fn scratch_titles<D: std::borrow::Borrow<Dataset>>(
+    llm: &LlmSection,
+    dataset: impl FnOnce() -> Result<D>,
+) -> Result<Vec<String>> {
+    if !llm.wants_item_titles() {
+        return Ok(Vec::new());
+    }
+    let ds = dataset()?;
+    let ds = ds.borrow();
+    Ok((1..=ds.n_items as u32)
         .map(|iid| ds.title(iid).to_string())
-        .collect()
+        .collect())
 }
 
 /// Loads or builds the backbone; `records` are the training records (the scratch tokenizer's
-/// corpus), `titles` the items' titles (see [`item_titles`]; only a scratch vocabulary uses
-/// them) and `seed` draws the scratch weights and any new embedding rows.
+/// corpus), `titles` the items' titles when the scratch vocabulary takes them
+/// ([`scratch_titles`]) and `seed` draws the scratch weights and any new embedding rows.
 pub fn load_base<B: Backend>(
     llm: &LlmSection,
     spec_dir: &Path,
@@ -70,7 +79,7 @@ pub fn load_base<B: Backend>(
             texts.iter(),
             &template.bpe_train_config(llm.scratch.vocab_size),
         )?;
-        if llm.wants_item_titles() {
+        if !titles.is_empty() {
             let added = tok.add_words(titles)?;
             tracing::info!(
                 "scratch vocabulary: {added} of {} item titles as one token each",
@@ -104,4 +113,82 @@ pub fn load_base<B: Backend>(
         pretrained,
         origin,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alignment::record::{ChatRecord, ChatTurn};
+    use crate::data::ItemMeta;
+    use crate::llm::chat::TemplateName;
+    use crate::llm::device::Cpu;
+
+    fn dataset(titles: &[&str]) -> Dataset {
+        let mut items = vec![ItemMeta::default()];
+        items.extend(titles.iter().map(|t| ItemMeta {
+            title: t.to_string(),
+            ..ItemMeta::default()
+        }));
+        Dataset {
+            n_items: titles.len(),
+            items,
+            ..Dataset::default()
+        }
+    }
+
+    #[test]
+    fn a_scratch_backbone_with_title_tokens_reads_each_title_as_one_token() {
+        let ds = dataset(&["Halo 3 - Xbox 360", "The Legend of Zelda"]);
+        let records = vec![AlignmentRecord::Chat(ChatRecord {
+            id: String::new(),
+            conversations: vec![ChatTurn {
+                from: "human".into(),
+                value: "the user bought Halo 3 - Xbox 360 and The Legend of Zelda".into(),
+            }],
+        })];
+        let template = ChatTemplate::new(TemplateName::Chatml);
+        let mut llm = LlmSection::default();
+        let load = |llm: &LlmSection| {
+            let titles = scratch_titles(llm, || Ok::<_, crate::error::Error>(&ds)).unwrap();
+            load_base::<Cpu>(
+                llm,
+                Path::new("."),
+                &template,
+                Mode::Both,
+                (&records, &titles),
+                1,
+                &Default::default(),
+            )
+            .unwrap()
+        };
+        let spelled = load(&llm);
+        assert!(
+            spelled
+                .tokenizer
+                .encode("Halo 3 - Xbox 360", false)
+                .unwrap()
+                .len()
+                > 1
+        );
+
+        llm.scratch.item_title_tokens = true;
+        let base = load(&llm);
+        for title in ["Halo 3 - Xbox 360", "The Legend of Zelda"] {
+            let ids = base.tokenizer.encode(title, false).unwrap();
+            assert_eq!(ids.len(), 1, "{title}");
+            assert!((ids[0] as usize) < base.model.vocab_size());
+            assert_eq!(base.tokenizer.decode(&ids, false).unwrap(), title);
+        }
+        // One embedding row more per title, the same vocabulary otherwise.
+        assert_eq!(base.model.vocab_size(), spelled.model.vocab_size() + 2);
+    }
+
+    #[test]
+    fn titles_are_not_read_unless_the_scratch_vocabulary_takes_them() {
+        let mut llm = LlmSection::default();
+        llm.scratch.item_title_tokens = true;
+        llm.model = "smollm2".into();
+        let unread = scratch_titles(&llm, || -> Result<Dataset> { panic!("read") });
+        assert!(unread.unwrap().is_empty());
+    }
 }

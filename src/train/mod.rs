@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use aligned::{AlignedModel, Connector, RecFeatures};
-pub use base::{Base, item_titles, load_base};
+pub use base::{Base, load_base, scratch_titles};
 pub use fit::FitSettings;
 pub use samples::{Sample, SampleBuilder};
 
@@ -539,11 +539,7 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     );
     let template = ChatTemplate::new(s.llm.template);
     let spinner = ctx.progress.spinner("loading the base model");
-    let titles = if s.llm.wants_item_titles() {
-        item_titles(&Dataset::load(ctx.input(StageKind::Data))?)
-    } else {
-        Vec::new()
-    };
+    let titles = scratch_titles(&s.llm, || Dataset::load(ctx.input(StageKind::Data)))?;
     let base: Base<B> = load_base(
         &s.llm,
         &s.spec_dir,
