@@ -105,6 +105,26 @@ fn variance(xs: &[f64]) -> f64 {
     xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64
 }
 
+/// Pearson's correlation coefficient of paired values (scipy's `pearsonr` statistic); `None`
+/// when the lengths differ, fewer than two pairs are given, or either side is constant.
+pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 2 {
+        return None;
+    }
+    let (mx, my) = (mean(x), mean(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        let (dx, dy) = (a - mx, b - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        return None;
+    }
+    Some((sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0))
+}
+
 /// A seeded percentile bootstrap confidence interval of the mean.
 ///
 /// `level` is e.g. 0.95. Returns `None` for fewer than two values (no interval exists).
@@ -511,6 +531,18 @@ pub fn stars(p: f64) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pearson_matches_hand_computed_values() {
+        // scipy.stats.pearsonr([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]).statistic == 0.8
+        let r = pearson(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 1.0, 4.0, 3.0, 5.0]).unwrap();
+        assert!((r - 0.8).abs() < 1e-12, "{r}");
+        let r = pearson(&[1.0, 2.0, 3.0], &[-2.0, -4.0, -6.0]).unwrap();
+        assert!((r + 1.0).abs() < 1e-12, "{r}");
+        assert_eq!(pearson(&[1.0, 1.0], &[1.0, 2.0]), None);
+        assert_eq!(pearson(&[1.0], &[1.0]), None);
+        assert_eq!(pearson(&[1.0, 2.0], &[1.0]), None);
+    }
+
     use super::*;
 
     #[test]

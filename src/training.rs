@@ -1,4 +1,4 @@
-//! What every trainer shares (the recommender, the LLM alignment, the coming encoder): the
+//! What every trainer shares (the recommender, the LLM alignment, the text encoder): the
 //! optimizer, global-norm clipping, the per-epoch and per-step random streams, and one
 //! checkpoint/resume implementation. It lives beside the stages so that no stage imports another
 //! for it, and it is generic over the model: a trainer brings its module and its own state.
@@ -74,6 +74,18 @@ pub fn seed_step<B: Backend>(device: &B::Device, seed: u64, epoch: usize, step: 
         device,
         seed::derive(seed, "training.step", &[epoch as u64, step as u64]),
     );
+}
+
+/// HF's `get_linear_schedule_with_warmup` (spec §4.7, and run_glue's Trainer default in §7.2): the learning rate of optimizer step
+/// `step` (0-based) rises linearly from 0 at step 0 to `peak` at step `warmup`, then falls
+/// linearly to 0 at `total`. As in HF, the first step runs with a learning rate of 0 when there
+/// is a warm-up.
+pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f64 {
+    if step < warmup {
+        peak * step as f64 / warmup as f64
+    } else {
+        peak * total.saturating_sub(step) as f64 / (total - warmup).max(1) as f64
+    }
 }
 
 /// Scales all gradients together so their global L2 norm is at most `max_norm`, as PyTorch's
@@ -277,5 +289,36 @@ impl Checkpoints {
 
     fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_is_hfs_linear_warmup_and_decay() {
+        // HF: lr_lambda(s) = s / warmup below warmup, else (total - s) / (total - warmup).
+        let lrs: Vec<f64> = (0..10).map(|s| linear_schedule(s, 4, 10, 2.0)).collect();
+        let expected = [
+            0.0,
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            5.0 / 3.0,
+            4.0 / 3.0,
+            1.0,
+            2.0 / 3.0,
+            1.0 / 3.0,
+        ];
+        for (s, (got, want)) in lrs.iter().zip(expected).enumerate() {
+            assert!((got - want).abs() < 1e-12, "step {s}: {got} vs {want}");
+        }
+        // Without warm-up the first step runs at the peak.
+        assert_eq!(linear_schedule(0, 0, 10, 1.0), 1.0);
+        assert!((linear_schedule(9, 0, 10, 1.0) - 0.1).abs() < 1e-12);
+        // Past the end (not reached by the trainer) it stays at 0.
+        assert_eq!(linear_schedule(12, 4, 10, 1.0), 0.0);
     }
 }

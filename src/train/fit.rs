@@ -18,14 +18,15 @@ use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
+use super::TrainSection;
 use super::aligned::{AlignedModel, RecFeatures};
 use super::samples::Sample;
-use super::{TrainSection, linear_schedule};
 use crate::error::{Error, Result};
 use crate::llm::batching::length_sorted_batches;
 use crate::pipeline::{Progress, Recorder, check_cancel};
 use crate::training::{
-    Checkpoints, TrainingState, adamw, clip_global_norm, epoch_order, lock_backend_rng, seed_step,
+    Checkpoints, TrainingState, adamw, clip_global_norm, epoch_order, linear_schedule,
+    lock_backend_rng, seed_step,
 };
 
 /// Samples with the recommender vectors behind their placeholders.

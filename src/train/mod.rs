@@ -468,18 +468,6 @@ pub fn build_samples<'r>(
     Ok((samples, users, dropped))
 }
 
-/// HF's `get_linear_schedule_with_warmup` (spec §4.7): the learning rate of optimizer step
-/// `step` (0-based) rises linearly from 0 at step 0 to `peak` at step `warmup`, then falls
-/// linearly to 0 at `total`. As in HF, the first step runs with a learning rate of 0 when there
-/// is a warm-up.
-pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f64 {
-    if step < warmup {
-        peak * step as f64 / warmup as f64
-    } else {
-        peak * total.saturating_sub(step) as f64 / (total - warmup).max(1) as f64
-    }
-}
-
 /// The model alignment trains: a pretrained backbone frozen with LoRA adapters (and, with
 /// `train_embeddings`, its embeddings and head trainable as the original's `modules_to_save`),
 /// or a scratch model trained fully; plus fresh connectors when the mode injects recommender
@@ -649,32 +637,6 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedule_is_hfs_linear_warmup_and_decay() {
-        // HF: lr_lambda(s) = s / warmup below warmup, else (total - s) / (total - warmup).
-        let lrs: Vec<f64> = (0..10).map(|s| linear_schedule(s, 4, 10, 2.0)).collect();
-        let expected = [
-            0.0,
-            0.5,
-            1.0,
-            1.5,
-            2.0,
-            5.0 / 3.0,
-            4.0 / 3.0,
-            1.0,
-            2.0 / 3.0,
-            1.0 / 3.0,
-        ];
-        for (s, (got, want)) in lrs.iter().zip(expected).enumerate() {
-            assert!((got - want).abs() < 1e-12, "step {s}: {got} vs {want}");
-        }
-        // Without warm-up the first step runs at the peak.
-        assert_eq!(linear_schedule(0, 0, 10, 1.0), 1.0);
-        assert!((linear_schedule(9, 0, 10, 1.0) - 0.1).abs() < 1e-12);
-        // Past the end (not reached by the trainer) it stays at 0.
-        assert_eq!(linear_schedule(12, 4, 10, 1.0), 0.0);
-    }
 
     #[test]
     fn paper_values_by_default_and_v2_as_a_preset() {

@@ -21,8 +21,9 @@ const STAGE_ORDER: [&str; 8] = [
 ];
 
 /// Modules several stages share; they must not depend on any stage.
-const SHARED_MODULES: [&str; 8] = [
+const SHARED_MODULES: [&str; 9] = [
     "llm",
+    "encoder",
     "llm_stage",
     "openai",
     "stats",

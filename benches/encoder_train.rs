@@ -1,0 +1,153 @@
+//! Text-encoder fine-tuning speed (the discriminators' model, spec §7.2): recx against Python
+//! transformers on all-MiniLM-L6-v2, in one run, with the ratio.
+//!
+//! Both sides fine-tune the same checkpoint with a 3-class sequence-classification head
+//! (`BertForSequenceClassification`: pooled `[CLS]`, dropout 0.1, linear head; cross-entropy),
+//! AdamW, global-norm clipping at 1, dropout on, on the same batches: `RECX_BENCH_STEPS`
+//! batches of 8 texts of exactly `RECX_BENCH_LEN` tokens (128, the setting; random
+//! WordPiece ids, written to a file the Python side reads). Reported: examples per second of
+//! full optimizer steps (forward, backward, clipping, update), after two warm-up steps, and
+//! recx's time split into forward, backward and the optimizer.
+//!
+//! `cargo bench --bench encoder_train`. Needs MiniLM (`recx assets fetch minilm`, or
+//! RECX_MINILM) and, for the comparison, a Python with torch and transformers in RECX_PYTHON
+//! (`scripts/install-peers.sh`). Settings: RECX_BENCH_STEPS (10), RECX_BENCH_LEN (128),
+//! RECX_BENCH_THREADS (2).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use burn::backend::Autodiff;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use recx::encoder::{Encoder, SequenceModel, TokenBatch};
+use recx::llm::device::Cpu;
+use recx::training::{adamw, clip_global_norm};
+
+type B = Autodiff<Cpu>;
+
+const BATCH: usize = 8;
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `steps + 2` batches of `BATCH` sequences of `len` ids: `[CLS]`, random word pieces, `[SEP]`.
+fn batches(steps: usize, len: usize) -> Vec<(Vec<Vec<u32>>, Vec<usize>)> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    (0..steps + 2)
+        .map(|_| {
+            let seqs = (0..BATCH)
+                .map(|_| {
+                    let mut s = vec![101u32];
+                    s.extend((0..len - 2).map(|_| rng.random_range(1996..29000u32)));
+                    s.push(102);
+                    s
+                })
+                .collect();
+            let labels = (0..BATCH).map(|_| rng.random_range(0..3)).collect();
+            (seqs, labels)
+        })
+        .collect()
+}
+
+fn main() {
+    let threads = env_usize("RECX_BENCH_THREADS", 2);
+    let steps = env_usize("RECX_BENCH_STEPS", 10);
+    let len = env_usize("RECX_BENCH_LEN", 128);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("first pool");
+    let Some(dir) = recx::llm::assets::MINILM.find() else {
+        println!("encoder_train: MiniLM not found: run `recx assets fetch minilm` first");
+        std::process::exit(1);
+    };
+    let data = batches(steps, len);
+    let device = Default::default();
+    let encoder = Encoder::<B>::load(&dir, len, 0, &device).expect("MiniLM");
+    let mut model = SequenceModel::new(encoder.model, 3, 0.1, 0.02, 1);
+    let mut optim = adamw();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let (mut fwd, mut bwd, mut opt) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut start = Instant::now();
+    for (k, (seqs, labels)) in data.iter().enumerate() {
+        if k == 2 {
+            (fwd, bwd, opt) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+            start = Instant::now();
+        }
+        let t = Instant::now();
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let batch = TokenBatch::<B>::new(&refs, 0, &device);
+        let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [BATCH]), &device);
+        let loss = loss_fn.forward(model.forward(&batch), labels);
+        let _ = loss.clone().into_scalar();
+        fwd += t.elapsed();
+        let t = Instant::now();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        bwd += t.elapsed();
+        let t = Instant::now();
+        clip_global_norm::<B, _>(&model, &mut grads, 1.0);
+        model = optim.step(1e-5, model, grads);
+        opt += t.elapsed();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let recx_eps = (steps * BATCH) as f64 / secs;
+    let per = |d: Duration| d.as_secs_f64() / steps as f64 * 1e3;
+    println!(
+        "all-MiniLM-L6-v2 fine-tuning, batch {BATCH} x {len} tokens, {steps} steps, {threads} threads"
+    );
+    println!(
+        "recx          examples_s={recx_eps:.1} (per step: forward {:.0} ms, backward {:.0} ms, clip + AdamW {:.0} ms)",
+        per(fwd),
+        per(bwd),
+        per(opt)
+    );
+
+    let peer_dir = manifest().join("target/bench-encoder-train");
+    std::fs::create_dir_all(&peer_dir).expect("peer folder");
+    let batches_json = serde_json::to_string(&data).expect("batches serialise");
+    std::fs::write(peer_dir.join("batches.json"), batches_json).expect("batches file");
+    let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(manifest().join("benches/encoder_train_reference.py"))
+        .arg(&dir)
+        .arg(peer_dir.join("batches.json"))
+        .args(["--threads", &threads.to_string()])
+        .output();
+    let stdout = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            println!(
+                "peer not measured: {python} failed (scripts/install-peers.sh installs torch and transformers; set RECX_PYTHON):\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return;
+        }
+        Err(e) => {
+            println!("peer not measured: {python}: {e} (set RECX_PYTHON)");
+            return;
+        }
+    };
+    let peer_eps = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("transformers examples_s="))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .expect("the reference prints `transformers examples_s=`");
+    println!("transformers  examples_s={peer_eps:.1}");
+    println!(
+        "ratio recx / transformers = {:.2}x (goal >= 1.0x)",
+        recx_eps / peer_eps
+    );
+}
