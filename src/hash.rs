@@ -41,6 +41,26 @@ pub fn hash_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), total))
 }
 
+/// The identity of a model folder: `[{name: hash}, ...]` over its visible files (not its
+/// subfolders), sorted by name, so moving the folder changes nothing and any edited file does.
+pub fn hash_folder_files(dir: &Path) -> Result<serde_json::Value> {
+    let mut names: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .at(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            (!name.starts_with('.')).then_some((name, p))
+        })
+        .collect();
+    names.sort();
+    let mut hashes = Vec::new();
+    for (name, p) in names {
+        hashes.push(serde_json::json!({ name: hash_file(&p)?.0 }));
+    }
+    Ok(serde_json::Value::Array(hashes))
+}
+
 /// The short form shown to people (12 hex digits).
 pub fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]

@@ -13,6 +13,7 @@
 pub mod alignment;
 pub mod baselines;
 pub mod data;
+pub mod discriminator;
 pub mod encoder;
 pub mod error;
 pub mod eval;

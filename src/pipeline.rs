@@ -36,6 +36,7 @@ crate::spec_enum! {
         Baselines = "baselines",
         Explain = "explain",
         Judge = "judge",
+        Discriminator = "discriminator",
     }
 }
 
@@ -50,6 +51,7 @@ pub fn registry() -> Vec<Box<dyn Stage>> {
         Box::new(crate::baselines::BaselinesStage),
         Box::new(crate::explain::ExplainStage),
         Box::new(crate::judge::JudgeStage),
+        Box::new(crate::discriminator::DiscriminatorStage),
     ]
 }
 

@@ -11,13 +11,13 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use rand_chacha::ChaCha8Rng;
 
-use super::BaselinesSettings;
 use crate::alignment::record::{AlignmentRecord, TaskRecord};
 use crate::alignment::render::rerender;
 use crate::alignment::{Mode, Renderer, Task, Templates};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{Evaluator, Scored};
+use crate::eval::{EvalSection, Evaluator, Scored};
+use crate::llm::LlmSection;
 use crate::llm::chat::{ChatTemplate, Turn};
 use crate::llm_stage::subsample;
 use crate::pipeline::StageContext;
@@ -42,10 +42,21 @@ pub struct Backbone<'a, B: Backend> {
     pub label: String,
 }
 
+/// What loading the unaligned backbone needs (the baselines' and the explainers' settings).
+pub struct BackboneSource<'a> {
+    pub llm: &'a LlmSection,
+    pub spec_dir: &'a Path,
+    /// `train.max_records`: the scratch backbone's tokenizer is learned from as many records.
+    pub tokenizer_records: usize,
+    pub seed: u64,
+    pub eval: &'a EvalSection,
+    pub separator: &'a str,
+}
+
 /// Loads `[llm]` as the train stage would before training (the scratch model's tokenizer is
 /// learned from the same training records), without placeholders.
 pub fn load_backbone<'a, B: Backend>(
-    s: &'a BaselinesSettings,
+    s: BackboneSource<'a>,
     train: &[AlignmentRecord],
     ds: &Dataset,
     device: &B::Device,
@@ -53,10 +64,10 @@ pub fn load_backbone<'a, B: Backend>(
     let seed = s.seed;
     let template = ChatTemplate::new(s.llm.template);
     let corpus = subsample(train.to_vec(), s.tokenizer_records, seed);
-    let titles = scratch_titles(&s.llm, || Ok::<_, Error>(ds))?;
+    let titles = scratch_titles(s.llm, || Ok::<_, Error>(ds))?;
     let base = load_base::<B>(
-        &s.llm,
-        &s.spec_dir,
+        s.llm,
+        s.spec_dir,
         &template,
         Mode::None,
         (&corpus, &titles),
@@ -81,8 +92,8 @@ pub fn load_backbone<'a, B: Backend>(
                 base: base.origin,
             },
             recommender: None,
-            section: &s.eval,
-            separator: &s.separator,
+            section: s.eval,
+            separator: s.separator,
             device: device.clone(),
         },
         label,

@@ -264,6 +264,20 @@ fn row_seed(seed: u64, row: Row) -> u64 {
     seed::derive(seed, "baselines.row", &[row as u64])
 }
 
+impl BaselinesSettings {
+    /// Where the unaligned backbone of the LLM rows comes from.
+    pub fn backbone_source(&self) -> llm::BackboneSource<'_> {
+        llm::BackboneSource {
+            llm: &self.llm,
+            spec_dir: &self.spec_dir,
+            tokenizer_records: self.tokenizer_records,
+            seed: self.seed,
+            eval: &self.eval,
+            separator: &self.separator,
+        }
+    }
+}
+
 fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
     let s = ctx.settings::<BaselinesSettings>()?;
     let section = &s.section;
@@ -316,7 +330,7 @@ fn run_rows<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Resul
             .collect();
         if section.uses_llm() {
             let spinner = ctx.progress.spinner("baselines: loading the backbone");
-            let bb = llm::load_backbone::<B>(&s, &train, &ds, device)?;
+            let bb = llm::load_backbone::<B>(s.backbone_source(), &train, &ds, device)?;
             spinner.finish_and_clear();
             for &row in rows
                 .iter()

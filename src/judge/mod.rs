@@ -1,6 +1,8 @@
 //! The LLM judge (spec §6.2–6.3): an OpenAI-compatible chat model rates each explanation on the
 //! paper's four levels, A (wrong decision) = 0 … D (satisfying explanation) = 3, and the stage
-//! reports the mean rating of the paper's Table 2.
+//! reports the mean rating of the paper's Table 2: for every explainer of the explanation stage
+//! (the aligned model's as `rating_mean`, the others as `rating_mean.unaligned`, ...), on the
+//! valid split only (the train split's explanations are the discriminators' training data).
 //!
 //! The endpoint is GPT-4 by default or any OpenAI-compatible server (`base_url`), asked through
 //! [`crate::openai`], which also writes the alignment stage's user summaries: the API key is
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::Result;
-use crate::explain::{EXPLANATIONS, Explanation};
+use crate::explain::{EXPLANATIONS, ExplainSplit, Explainer, Explanation, metric_suffix};
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::openai::{Azure, Endpoint, ask_all};
 use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings};
@@ -173,10 +175,17 @@ pub fn parse_rating(answer: &str, lenient: bool) -> Option<u8> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rating {
     pub case: String,
+    /// Whose explanation was rated (absent in older files: the aligned model's).
+    #[serde(default = "aligned_explainer")]
+    pub explainer: Explainer,
     pub label: String,
     /// `None` when the answer holds no valid score (excluded from the mean, counted as error).
     pub rating: Option<u8>,
     pub answer: String,
+}
+
+fn aligned_explainer() -> Explainer {
+    Explainer::Aligned
 }
 
 /// The judge stage.
@@ -208,8 +217,12 @@ impl Stage for JudgeStage {
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<()> {
         let section = ctx.settings::<JudgeSection>()?;
+        // The judge rates the valid explanations (the paper's 500 test cases) of every explainer.
         let explanations: Vec<Explanation> =
-            read_jsonl(&ctx.input(StageKind::Explain).join(EXPLANATIONS))?;
+            read_jsonl::<Explanation>(&ctx.input(StageKind::Explain).join(EXPLANATIONS))?
+                .into_iter()
+                .filter(|e| e.split == ExplainSplit::Valid)
+                .collect();
         let prompts: Vec<String> = explanations.iter().map(judge_prompt).collect();
         let bar = ctx.progress.bar(prompts.len() as u64, "judge");
         let answers = ask_all(
@@ -222,32 +235,50 @@ impl Stage for JudgeStage {
         bar.finish_and_clear();
 
         let mut ratings = Vec::with_capacity(answers.len());
-        let mut counts = [0usize; 4];
+        // Rating counts A..D per explainer, in the order explainers first appear.
+        let mut counts: Vec<(Explainer, [usize; 4], usize)> = Vec::new();
         for (e, answer) in explanations.iter().zip(answers) {
             let rating = parse_rating(&answer, section.lenient);
+            let at = match counts.iter().position(|(x, _, _)| *x == e.explainer) {
+                Some(at) => at,
+                None => {
+                    counts.push((e.explainer, [0; 4], 0));
+                    counts.len() - 1
+                }
+            };
+            counts[at].2 += 1;
+            let suffix = metric_suffix(e.explainer, ExplainSplit::Valid);
             if let Some(r) = rating {
-                counts[r as usize] += 1;
-                ctx.recorder.example("rating", &e.case_id(), f64::from(r));
+                counts[at].1[r as usize] += 1;
+                ctx.recorder
+                    .example(&format!("rating{suffix}"), &e.case_id(), f64::from(r));
             }
             ratings.push(Rating {
                 case: e.case_id(),
+                explainer: e.explainer,
                 label: e.label.clone(),
                 rating,
                 answer,
             });
         }
-        let rated: usize = counts.iter().sum();
-        let total: usize = counts.iter().enumerate().map(|(r, n)| r * n).sum();
-        ctx.recorder.scalar("rated", rated as f64);
-        ctx.recorder
-            .scalar("errors", (ratings.len() - rated) as f64);
-        if rated > 0 {
+        for (explainer, counts, asked) in &counts {
+            let suffix = metric_suffix(*explainer, ExplainSplit::Valid);
+            let rated: usize = counts.iter().sum();
+            let total: usize = counts.iter().enumerate().map(|(r, n)| r * n).sum();
+            ctx.recorder.scalar(&format!("rated{suffix}"), rated as f64);
             ctx.recorder
-                .scalar("rating_mean", total as f64 / rated as f64);
+                .scalar(&format!("errors{suffix}"), (asked - rated) as f64);
+            if rated > 0 {
+                ctx.recorder
+                    .scalar(&format!("rating_mean{suffix}"), total as f64 / rated as f64);
+            }
+            for (r, n) in counts.iter().enumerate() {
+                ctx.recorder
+                    .scalar(&format!("rating_count{suffix}.{r}"), *n as f64);
+            }
         }
-        for (r, n) in counts.iter().enumerate() {
-            ctx.recorder.scalar(&format!("rating_count.{r}"), *n as f64);
-        }
+        let rated = ratings.iter().filter(|r| r.rating.is_some()).count();
+        let counts: Vec<[usize; 4]> = counts.iter().map(|c| c.1).collect();
         tracing::info!(
             "judge: {rated} of {} explanations rated, counts A..D {counts:?}",
             ratings.len()
@@ -309,6 +340,8 @@ mod tests {
             target_title: "Portal".into(),
             question: "q".into(),
             explanation: "Yes, because …".into(),
+            explainer: Explainer::Aligned,
+            split: ExplainSplit::Valid,
         };
         let p = judge_prompt(&e);
         assert!(p.contains("User history: Halo, Zelda\nTarget item: Portal\nLabel: Yes"));

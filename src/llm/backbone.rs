@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{LlmSection, assets};
-use crate::error::{IoContext, Result};
-use crate::hash::hash_file;
+use crate::error::Result;
+use crate::hash::{hash_file, hash_folder_files};
 use crate::spec::resolve_spec_path;
 
 /// The backbone's identity for the stage hash: the content hash of the checkpoint file, or of
@@ -21,21 +21,7 @@ pub fn fingerprint(llm: &LlmSection, spec_dir: &Path) -> Result<Value> {
     }
     let path = resolve(llm, spec_dir)?;
     let files = if path.is_dir() {
-        let mut names: Vec<(String, PathBuf)> = std::fs::read_dir(&path)
-            .at(&path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .filter_map(|p| {
-                let name = p.file_name()?.to_string_lossy().into_owned();
-                (!name.starts_with('.')).then_some((name, p))
-            })
-            .collect();
-        names.sort();
-        let mut hashes = Vec::new();
-        for (name, p) in names {
-            hashes.push(json!({ name: hash_file(&p)?.0 }));
-        }
-        Value::Array(hashes)
+        hash_folder_files(&path)?
     } else {
         json!(hash_file(&path)?.0)
     };

@@ -4,7 +4,8 @@
 //! is for, so it leads the page; in paper mode the published numbers stand beside ours.
 //!
 //! Rows: baselines first (in the paper's order, the `baselines.<label>.row` measurement), then one
-//! row per group. A baseline row is shown once when every group that measured it got the same
+//! row per group. Tables 2 and 3 list the other explainers of the explanation stage (the
+//! unaligned backbone, the external LLM) where Table 1 lists baselines. A baseline row is shown once when every group that measured it got the same
 //! values on every seed (the usual case: the rows do not depend on the alignment mode), else once
 //! per group. Markers: Welch's t-test across seeds, Holm-corrected over each table's family;
 //! on a group row against the baseline group, on a baseline cell (when the report has one group)
@@ -29,6 +30,14 @@ const PAPER_BASELINES: [&str; 6] = [
     "Vicuna-7B-ICL",
     "GPT4-ICL",
     "SASRec (distilled)",
+];
+
+/// The explainers besides the aligned model, as the explanation stage suffixes their metrics
+/// (`judge.rating_mean.unaligned`, `discriminator.predictor_mse.external`): the row name and
+/// the paper's row beside it in Tables 2 and 3.
+const EXPLAINER_ROWS: [(&str, &str, &str); 2] = [
+    ("unaligned", "unaligned backbone", "Vicuna-7B"),
+    ("external", "external LLM", "ChatGPT"),
 ];
 
 /// One row of a headline table.
@@ -111,6 +120,36 @@ fn baseline_rows<'a>(groups: &'a [Group], columns: &[PaperColumn]) -> Vec<Row<'a
                     group: i,
                     baseline: Some(label.clone()),
                     cells: c,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// Tables 2 and 3's rows for the other explainers of each group (one row per group that
+/// measured them, named with the group when there are several); markers compare the group's
+/// aligned model with them, as on a baseline row.
+fn explainer_rows<'a>(groups: &'a [Group], columns: &[PaperColumn]) -> Vec<Row<'a>> {
+    let mut rows = Vec::new();
+    for (suffix, name, paper) in EXPLAINER_ROWS {
+        for (i, g) in groups.iter().enumerate() {
+            let cells: Vec<Option<&Summary>> = columns
+                .iter()
+                .map(|c| g.summaries.get(&format!("{}.{suffix}", c.our_metric)))
+                .collect();
+            if cells.iter().any(Option::is_some) {
+                let name = if groups.len() > 1 {
+                    format!("{name} [{}]", g.label)
+                } else {
+                    name.to_string()
+                };
+                rows.push(Row {
+                    name,
+                    paper: Some(paper.to_string()),
+                    group: i,
+                    baseline: Some(suffix.to_string()),
+                    cells,
                 });
             }
         }
@@ -278,7 +317,7 @@ pub(crate) fn headline_section(
         let mut rows = if spec.id == "table1" {
             baseline_rows(groups, spec.columns)
         } else {
-            Vec::new()
+            explainer_rows(groups, spec.columns)
         };
         rows.extend(group_rows(groups, spec.columns, opts.paper));
         rows.retain(|r| r.cells.iter().any(Option::is_some));

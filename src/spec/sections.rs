@@ -1,15 +1,14 @@
-//! Spec sections that no stage module owns yet, plus `[experiment]`, `[report]` and `[sweep]`.
-//!
-//! Sections for stages still to come (`discriminator`)
-//! start with the settings the paper fixes; they move into their stage module when it lands.
+//! `[experiment]`, `[report]` and `[sweep]`, which no stage owns, and the re-exports of the
+//! sections the stage modules own.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Validate, Validator, limits};
+use super::{Validate, Validator};
 
 pub use crate::alignment::AlignmentSection;
+pub use crate::discriminator::DiscriminatorSection;
 pub use crate::eval::EvalSection;
 pub use crate::explain::ExplainSection;
 pub use crate::judge::JudgeSection;
@@ -64,36 +63,6 @@ impl Validate for ExperimentSection {
         v.check(sorted.len() == self.seeds.len(), "seeds", || {
             "seeds repeat".into()
         });
-    }
-}
-
-/// `[discriminator]`: distinction classifier and score predictor (paper §7.2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DiscriminatorSection {
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
-    pub max_len: usize,
-}
-
-impl Default for DiscriminatorSection {
-    fn default() -> Self {
-        DiscriminatorSection {
-            epochs: 3,
-            lr: 3e-5,
-            batch_size: 8,
-            max_len: 512,
-        }
-    }
-}
-
-impl Validate for DiscriminatorSection {
-    fn validate(&self, v: &mut Validator) {
-        v.count("epochs", self.epochs, 1, limits::MAX_EPOCHS);
-        v.positive("lr", self.lr, limits::MAX_LR);
-        v.count("batch_size", self.batch_size, 1, limits::MAX_BATCH);
-        v.count("max_len", self.max_len, 1, limits::MAX_TOKENS);
     }
 }
 

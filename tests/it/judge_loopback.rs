@@ -223,6 +223,50 @@ fn judge_rates_caches_and_keeps_the_key_secret() {
     );
 }
 
+#[test]
+fn the_external_explainer_answers_through_the_endpoint_and_the_judge_rates_every_explainer() {
+    let (port, requests) = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("external.toml");
+    let text = spec_text(port).replace(
+        "[explain]\n",
+        "[explain]\nexplainers = [\"aligned\", \"external\"]\n",
+    );
+    std::fs::write(&spec, text).unwrap();
+    let store_dir = dir.path().join("results");
+    run_with_key(&store_dir, &spec, &[]);
+    // 4 external explanations, then the judge rates 4 + 4.
+    assert_eq!(requests.load(Ordering::SeqCst), 12);
+    let plan = Plan::resolve(&Spec::load(&spec).unwrap(), &registry()).unwrap();
+    let metrics = {
+        let store = Store::open(&store_dir).unwrap();
+        let run = store.get_run(&plan.runs[0].run_id).unwrap().unwrap();
+        store.run_metrics(&run).unwrap()
+    };
+    let m = &metrics.scalars;
+    assert_eq!(m["explain.explanations"], 4.0);
+    assert_eq!(m["explain.explanations.external"], 4.0);
+    // The endpoint answered the explanation prompts with its summary: no leading Yes/No.
+    assert_eq!(m["explain.decision_acc.external"], 0.0);
+    assert!(!m.contains_key("explain.mean_tokens.external"));
+    for suffix in ["", ".external"] {
+        let rated = m[&format!("judge.rated{suffix}")];
+        assert_eq!(rated + m[&format!("judge.errors{suffix}")], 4.0, "{suffix}");
+    }
+
+    // Without an enabled endpoint the external explainer is left out, and the rest runs.
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("enabled = true", "enabled = false");
+    std::fs::write(&spec, text).unwrap();
+    run_with_key(&store_dir, &spec, &[]);
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        12,
+        "no request without the judge"
+    );
+}
+
 fn start_server() -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

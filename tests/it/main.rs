@@ -24,6 +24,7 @@ mod data_games;
 mod data_layout;
 mod data_readers;
 mod data_stage;
+mod discriminator_stage;
 mod encoder_minilm;
 mod judge_azure;
 mod judge_cancel;

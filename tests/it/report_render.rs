@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use recx::report::{ReportOptions, render_report};
-use report_support::{run, three_seeds_two_modes};
+use report_support::{SEEDS, run, three_seeds_two_modes};
 
 fn read(dir: &Path, rel: &str) -> String {
     fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -244,4 +244,46 @@ fn compare_prints_deltas_and_tests() {
         "a 0.6 vs 0.8 hit rate over 120 examples is detectable"
     );
     assert!(text.contains("eval.uid2next.hit@5") && text.contains("Wilcoxon"));
+}
+
+#[test]
+fn tables_2_and_3_list_the_other_explainers_beside_the_papers_rows() {
+    // One group (mode both) whose runs also measured the unaligned backbone and an external LLM
+    // as explainers, with the suffixes the explanation stage gives their metrics.
+    let mut runs: Vec<_> = SEEDS.iter().map(|&s| run("both", "[]", s)).collect();
+    for (k, r) in runs.iter_mut().enumerate() {
+        let jitter = 0.01 * k as f64;
+        r.metrics
+            .insert("judge.rating_mean.unaligned".into(), 1.2 + jitter);
+        r.metrics
+            .insert("judge.rating_mean.external".into(), 1.9 + jitter);
+        r.metrics
+            .insert("discriminator.predictor_mse.unaligned".into(), 3.4 + jitter);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    render_report(&runs, &paper_opts(), dir.path()).unwrap();
+    let t2 = read(dir.path(), "tables/table2.md");
+    let row = |table: &str, name: &str| -> String {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} ")))
+            .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+            .to_string()
+    };
+    assert!(row(&t2, "unaligned backbone").contains("1.21"), "{t2}");
+    assert!(
+        row(&t2, "unaligned backbone").contains("2.0703"),
+        "Vicuna-7B's published rating: {t2}"
+    );
+    assert!(
+        row(&t2, "external LLM").contains("1.9320"),
+        "ChatGPT's: {t2}"
+    );
+    let t3 = read(dir.path(), "tables/table3.md");
+    assert!(row(&t3, "unaligned backbone").contains("3.41"), "{t3}");
+    assert!(row(&t3, "unaligned backbone").contains("3.6970"), "{t3}");
+    assert!(
+        !t3.contains("external LLM"),
+        "no external predictor was measured: {t3}"
+    );
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The pipeline's stage modules in order: a stage may use earlier stages, never later ones.
-const STAGE_ORDER: [&str; 8] = [
+const STAGE_ORDER: [&str; 9] = [
     "data",
     "recommender",
     "alignment",
@@ -18,6 +18,7 @@ const STAGE_ORDER: [&str; 8] = [
     "baselines",
     "explain",
     "judge",
+    "discriminator",
 ];
 
 /// Modules several stages share; they must not depend on any stage.
