@@ -9,6 +9,10 @@
 //! full optimizer steps (forward, backward, clipping, update), after two warm-up steps, and
 //! recx's time split into forward, backward and the optimizer.
 //!
+//! It also prints the f32 matrix-product rate of each side for the encoder's feed-forward shape
+//! (1024 × 384 times 384 × 1536: burn's CPU backend, PyTorch, and numpy's OpenBLAS), the
+//! kernel-level gap behind the training ratio.
+//!
 //! `cargo bench --bench encoder_train`. Needs MiniLM (`recx assets fetch minilm`, or
 //! RECX_MINILM) and, for the comparison, a Python with torch and transformers in RECX_PYTHON
 //! (`scripts/install-peers.sh`). Settings: RECX_BENCH_STEPS (10), RECX_BENCH_LEN (128),
@@ -26,6 +30,8 @@ use rand::{Rng, SeedableRng};
 use recx::encoder::{Encoder, SequenceModel, TokenBatch};
 use recx::llm::device::Cpu;
 use recx::training::{adamw, clip_global_norm};
+
+mod bench_support;
 
 type B = Autodiff<Cpu>;
 
@@ -73,6 +79,10 @@ fn main() {
         println!("encoder_train: MiniLM not found: run `recx assets fetch minilm` first");
         std::process::exit(1);
     };
+    println!(
+        "matmul 1024x384x1536 f32, {threads} threads: burn {:.1} GFLOP/s",
+        bench_support::matmul_rate(1024, 384, 1536, 10)
+    );
     let data = batches(steps, len);
     let device = Default::default();
     let encoder = Encoder::<B>::load(&dir, len, 0, &device).expect("MiniLM");
@@ -119,33 +129,21 @@ fn main() {
     std::fs::create_dir_all(&peer_dir).expect("peer folder");
     let batches_json = serde_json::to_string(&data).expect("batches serialise");
     std::fs::write(peer_dir.join("batches.json"), batches_json).expect("batches file");
-    let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
+    let mut command = Command::new(bench_support::python());
+    command
         .arg(manifest().join("benches/encoder_train_reference.py"))
         .arg(&dir)
         .arg(peer_dir.join("batches.json"))
         .args(["--threads", &threads.to_string()])
-        .output();
-    let stdout = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => {
-            println!(
-                "peer not measured: {python} failed (scripts/install-peers.sh installs torch and transformers; set RECX_PYTHON):\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            return;
-        }
-        Err(e) => {
-            println!("peer not measured: {python}: {e} (set RECX_PYTHON)");
-            return;
-        }
+        .env("OPENBLAS_NUM_THREADS", threads.to_string());
+    let Some(stdout) = bench_support::run(command, "torch and transformers") else {
+        return;
     };
-    let peer_eps = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("transformers examples_s="))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .expect("the reference prints `transformers examples_s=`");
+    let peer_eps = bench_support::value(&stdout, "transformers examples_s=");
     println!("transformers  examples_s={peer_eps:.1}");
+    for line in stdout.lines().filter(|l| l.starts_with("matmul ")) {
+        println!("{line}");
+    }
     println!(
         "ratio recx / transformers = {:.2}x (goal >= 1.0x)",
         recx_eps / peer_eps

@@ -4,7 +4,9 @@
 Replays recx's batches (BATCHES: a JSON list of [token id lists, labels]) through
 `BertForSequenceClassification` with 3 labels: forward with the loss, backward, global-norm
 clipping at 1, AdamW (weight decay 0), dropout on. The first two batches warm up. Prints
-`transformers examples_s=<examples per second>`.
+`transformers examples_s=<examples per second>`, then the f32 matmul rate of PyTorch and of
+numpy (OpenBLAS, whose threads the caller sets with OPENBLAS_NUM_THREADS) for 1024 x 384
+times 384 x 1536.
 
     python benches/encoder_train_reference.py MODEL_DIR BATCHES --threads 2
 """
@@ -51,6 +53,24 @@ def main():
         examples += len(labels)
     secs = time.perf_counter() - start
     print(f"transformers examples_s={examples / secs:.2f}")
+
+    def rate(matmul, a, b):
+        best = float("inf")
+        for _ in range(10):
+            t = time.perf_counter()
+            matmul(a, b)
+            best = min(best, time.perf_counter() - t)
+        return 2 * 1024 * 384 * 1536 / best / 1e9
+
+    a, b = torch.rand(1024, 384), torch.rand(384, 1536)
+    line = f"matmul 1024x384x1536 f32, {torch.get_num_threads()} threads: torch {rate(torch.matmul, a, b):.1f} GFLOP/s"
+    try:
+        import numpy as np
+
+        line += f", numpy {rate(np.matmul, a.numpy(), b.numpy()):.1f} GFLOP/s"
+    except ImportError:
+        line += ", numpy not installed"
+    print(line)
 
 
 if __name__ == "__main__":

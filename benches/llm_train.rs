@@ -22,7 +22,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::backend::Autodiff;
-use burn::tensor::{Distribution, Tensor};
 use recx::alignment::record::AlignmentRecord;
 use recx::llm::chat::ChatTemplate;
 use recx::llm::device::Cpu;
@@ -40,6 +39,8 @@ use recx::train::{
 };
 use recx::training::adamw;
 use serde_json::json;
+
+mod bench_support;
 
 type B = Autodiff<Cpu>;
 
@@ -83,21 +84,6 @@ fn prepare_inputs() -> (Spec, PathBuf, PathBuf) {
     (spec, align, rec)
 }
 
-/// The machine's practical f32 matmul peak in GFLOP/s: the best of a few 1024³ products.
-fn matmul_peak() -> f64 {
-    let device = Default::default();
-    let n = 1024;
-    let a = Tensor::<Cpu, 2>::random([n, n], Distribution::Default, &device);
-    let b = Tensor::<Cpu, 2>::random([n, n], Distribution::Default, &device);
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let _ = a.clone().matmul(b.clone()).into_data();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    2.0 * (n * n * n) as f64 / best / 1e9
-}
-
 fn main() {
     let threads = env_usize("RECX_BENCH_THREADS", 2);
     let records = env_usize("RECX_BENCH_RECORDS", 32);
@@ -109,7 +95,7 @@ fn main() {
         println!("llm_train: SmolLM2 GGUF not found: run `recx assets fetch smollm2` first");
         std::process::exit(1);
     }
-    let peak = matmul_peak();
+    let peak = bench_support::matmul_rate(1024, 1024, 1024, 5);
     println!("matmul peak (1024^3, f32, {threads} threads): {peak:.1} GFLOP/s");
 
     let (spec, align_dir, rec_dir) = prepare_inputs();
@@ -205,8 +191,8 @@ fn main() {
         .map(|t| format!("{}_proj", t.as_str()))
         .collect::<Vec<_>>()
         .join(",");
-    let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
+    let mut command = Command::new(bench_support::python());
+    command
         .arg(manifest().join("benches/llm_train_reference.py"))
         .arg(&peer_dir)
         .args(["--threads", &threads.to_string()])
@@ -215,27 +201,11 @@ fn main() {
         .args(["--dropout", &section.lora_dropout.to_string()])
         .args(["--targets", &targets])
         .args(["--lr", &section.lr.to_string()])
-        .args(["--max-grad-norm", &section.max_grad_norm.to_string()])
-        .output();
-    let stdout = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => {
-            println!(
-                "peer not measured: {python} failed (scripts/install-peers.sh installs torch, transformers and peft; set RECX_PYTHON):\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            return;
-        }
-        Err(e) => {
-            println!("peer not measured: {python}: {e} (set RECX_PYTHON)");
-            return;
-        }
+        .args(["--max-grad-norm", &section.max_grad_norm.to_string()]);
+    let Some(stdout) = bench_support::run(command, "torch, transformers and peft") else {
+        return;
     };
-    let peer_tps = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("peft tok_s="))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .expect("the reference prints `peft tok_s=`");
+    let peer_tps = bench_support::value(&stdout, "peft tok_s=");
     println!(
         "transformers+peft  tok_s={peer_tps:.1} ({:.1} GFLOP/s model, {:.1} % of peak)",
         flops(peer_tps),

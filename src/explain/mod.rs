@@ -31,7 +31,7 @@ use crate::alignment::record::{AlignmentRecord, ExplainRecord};
 use crate::baselines::external::SYSTEM as EXTERNAL_SYSTEM;
 use crate::baselines::llm::{BackboneSource, load_backbone};
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{EvalSection, Evaluator};
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::llm::LlmSection;
@@ -269,6 +269,13 @@ impl Stage for ExplainStage {
                  external explainer is left out"
             );
             section.explainers.retain(|e| *e != Explainer::External);
+            if section.explainers.is_empty() {
+                return Err(Error::Config(
+                    "explain.explainers = [\"external\"] needs an enabled [judge] endpoint \
+                     (judge.enabled = true)"
+                        .into(),
+                ));
+            }
         }
         let external = section
             .explainers

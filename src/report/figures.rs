@@ -793,24 +793,34 @@ pub(crate) fn curves(groups: &[Group], names: &[String], dir: &Path) -> Result<V
     Ok(out)
 }
 
-/// The judge's rating distribution per group (paper Fig. 3), when the runs rated examples.
+/// The judge's rating distribution per group and explainer (paper Fig. 3), when the runs rated
+/// examples: the aligned model's ratings (`judge.rating`) and those of the other explainers the
+/// explanation stage ran (`judge.rating.unaligned`, `judge.rating.external`).
 pub(crate) fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
     let levels: Vec<String> = (0..4).map(|k| format!("RATING-{k}")).collect();
     let mut categories = Vec::new();
     let mut fractions = Vec::new();
+    let explainers = [
+        ("", ""),
+        (".unaligned", " · unaligned backbone"),
+        (".external", " · external LLM"),
+    ];
     for g in groups {
-        let mut counts = [0usize; 4];
-        for r in &g.runs {
-            for (_, v) in r.examples.get(EXAMPLE_RATING).into_iter().flatten() {
-                if let Some(c) = counts.get_mut(v.round() as usize).filter(|_| *v >= 0.0) {
-                    *c += 1;
+        for (suffix, name) in explainers {
+            let key = format!("{EXAMPLE_RATING}{suffix}");
+            let mut counts = [0usize; 4];
+            for r in &g.runs {
+                for (_, v) in r.examples.get(&key).into_iter().flatten() {
+                    if let Some(c) = counts.get_mut(v.round() as usize).filter(|_| *v >= 0.0) {
+                        *c += 1;
+                    }
                 }
             }
-        }
-        let total: usize = counts.iter().sum();
-        if total > 0 {
-            categories.push(g.label.clone());
-            fractions.push(counts.iter().map(|&c| c as f64 / total as f64).collect());
+            let total: usize = counts.iter().sum();
+            if total > 0 {
+                categories.push(format!("{}{name}", g.label));
+                fractions.push(counts.iter().map(|&c| c as f64 / total as f64).collect());
+            }
         }
     }
     if categories.is_empty() {
@@ -823,7 +833,7 @@ pub(crate) fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
         fractions,
     };
     let caption = format!(
-        "Distribution of judge ratings ({EXAMPLE_RATING}) per group, pooled over seeds (paper Fig. 3)."
+        "Distribution of judge ratings ({EXAMPLE_RATING}) per group and explainer, pooled over seeds (paper Fig. 3)."
     );
     Ok(vec![save(&plot, dir, "ratings", caption)?])
 }

@@ -4,9 +4,8 @@
 //! format it was trained on) and each explainer gets a score predictor, with every valid-split
 //! prediction stored. Needs all-MiniLM-L6-v2 (`recx assets fetch minilm` or RECX_MINILM).
 
+use crate::e2e_support::run_spec;
 use crate::skip_support;
-
-use std::process::Command;
 
 use recx::discriminator::{PREDICTIONS, Prediction};
 use recx::explain::{EXPLANATIONS, ExplainSplit, Explainer, Explanation};
@@ -92,25 +91,8 @@ fn the_discriminators_learn_from_train_explanations_and_score_the_valid_ones() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("spec.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let store_dir = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_recx"))
-        .arg("--quiet")
-        .arg("--store")
-        .arg(&store_dir)
-        .arg("run")
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "run failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let store = Store::open(&store_dir).unwrap();
+    let ran = run_spec(SPEC);
+    let store = Store::open(&ran.store).unwrap();
     let run = store.runs().unwrap().pop().unwrap();
     let m = store.run_metrics(&run).unwrap();
     let scalar = |k: &str| {

@@ -7,6 +7,7 @@
 // Shared helpers.
 mod alignment_common;
 mod data_support;
+mod e2e_support;
 mod judge_support;
 mod llm_tokenizer_fixtures;
 mod report_support;

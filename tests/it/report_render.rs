@@ -259,6 +259,10 @@ fn tables_2_and_3_list_the_other_explainers_beside_the_papers_rows() {
             .insert("judge.rating_mean.external".into(), 1.9 + jitter);
         r.metrics
             .insert("discriminator.predictor_mse.unaligned".into(), 3.4 + jitter);
+        let ratings: Vec<(String, f64)> = (0..40)
+            .map(|i| (format!("ex{i:04}"), f64::from(i % 3)))
+            .collect();
+        r.examples.insert("judge.rating.unaligned".into(), ratings);
     }
     let dir = tempfile::tempdir().unwrap();
     render_report(&runs, &paper_opts(), dir.path()).unwrap();

@@ -7,7 +7,7 @@
 //! Runs `recx run` end to end, so it also checks that the run ends by printing Table 1 with the
 //! baseline rows.
 
-use std::process::Command;
+use crate::e2e_support::run_spec;
 
 use recx::stats::mcnemar_paired;
 use recx::store::Store;
@@ -92,31 +92,15 @@ fn outcomes(m: &recx::store::RunMetrics, metric: &str) -> Vec<(String, bool)> {
 
 #[test]
 fn aligned_model_beats_the_unaligned_backbone_and_random_on_t1_and_t3() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("spec.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let store_dir = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_recx"))
-        .arg("--quiet")
-        .arg("--store")
-        .arg(&store_dir)
-        .arg("run")
-        .arg(&spec)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "run failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ran = run_spec(SPEC);
+    let stdout = &ran.stdout;
     assert!(stdout.contains("| Random |"), "Table 1 printed: {stdout}");
     assert!(
         stdout.contains("| untrained-scratch-Llama-zero-shot |"),
         "{stdout}"
     );
 
-    let store = Store::open(&store_dir).unwrap();
+    let store = Store::open(&ran.store).unwrap();
     let run = store.runs().unwrap().pop().unwrap();
     let m = store.run_metrics(&run).unwrap();
     for (task_metric, label) in [

@@ -1,0 +1,57 @@
+//! What the benchmarks share: running a Python peer (the interpreter from RECX_PYTHON, a clear
+//! line instead of a ratio when it cannot run, the numbers it prints read back by their prefix)
+//! and measuring burn's CPU matrix-product rate.
+
+use std::process::Command;
+use std::time::Instant;
+
+use burn::tensor::{Distribution, Tensor};
+use recx::llm::device::Cpu;
+
+/// GFLOP/s of burn's CPU f32 matmul `[m, k] × [k, n]`, the best of `tries`.
+pub fn matmul_rate(m: usize, k: usize, n: usize, tries: usize) -> f64 {
+    let device = Default::default();
+    let a = Tensor::<Cpu, 2>::random([m, k], Distribution::Default, &device);
+    let b = Tensor::<Cpu, 2>::random([k, n], Distribution::Default, &device);
+    let mut best = f64::MAX;
+    for _ in 0..tries {
+        let t = Instant::now();
+        let _ = a.clone().matmul(b.clone()).into_data();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (m * k * n) as f64 / best / 1e9
+}
+
+/// The interpreter the peers run on (`RECX_PYTHON`, else `python3`).
+pub fn python() -> String {
+    std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The peer's standard output, or `None` after printing why it was not measured (`needs` says
+/// which packages `scripts/install-peers.sh` installs for it).
+pub fn run(mut command: Command, needs: &str) -> Option<String> {
+    let python = command.get_program().to_string_lossy().into_owned();
+    match command.output() {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => {
+            println!(
+                "peer not measured: {python} failed (scripts/install-peers.sh installs {needs}; set RECX_PYTHON):\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            println!("peer not measured: {python}: {e} (set RECX_PYTHON)");
+            None
+        }
+    }
+}
+
+/// The number after `prefix` on the peer's output line that starts with it.
+pub fn value(stdout: &str, prefix: &str) -> f64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("the reference prints `{prefix}`"))
+}
