@@ -18,7 +18,6 @@
 //! (`scripts/install-peers.sh`). Settings: RECX_BENCH_STEPS (10), RECX_BENCH_LEN (128),
 //! RECX_BENCH_THREADS (2).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -33,20 +32,11 @@ use recx::training::{adamw, clip_global_norm};
 
 mod bench_support;
 
+use bench_support::{env_usize, manifest};
+
 type B = Autodiff<Cpu>;
 
 const BATCH: usize = 8;
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn manifest() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `steps + 2` batches of `BATCH` sequences of `len` ids: `[CLS]`, random word pieces, `[SEP]`.
 fn batches(steps: usize, len: usize) -> Vec<(Vec<Vec<u32>>, Vec<usize>)> {

@@ -42,18 +42,9 @@ use serde_json::json;
 
 mod bench_support;
 
+use bench_support::{env_usize, manifest};
+
 type B = Autodiff<Cpu>;
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn manifest() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Computes (or finds) the bench spec's data, recommender and alignment-data stages and returns
 /// the spec with the folders of the last two.

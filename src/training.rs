@@ -88,6 +88,11 @@ pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f
     }
 }
 
+/// The warm-up steps of a run of `total` optimizer steps (HF: `ceil(warmup_ratio · total)`).
+pub fn warmup_steps(ratio: f64, total: usize) -> usize {
+    (ratio * total as f64).ceil() as usize
+}
+
 /// Scales all gradients together so their global L2 norm is at most `max_norm`, as PyTorch's
 /// `clip_grad_norm_` does (burn's own clipping works per tensor).
 pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
@@ -320,5 +325,8 @@ mod tests {
         assert!((linear_schedule(9, 0, 10, 1.0) - 0.1).abs() < 1e-12);
         // Past the end (not reached by the trainer) it stays at 0.
         assert_eq!(linear_schedule(12, 4, 10, 1.0), 0.0);
+        // HF rounds the warm-up up: 10 % of 45 steps is 5 steps.
+        assert_eq!(warmup_steps(0.1, 45), 5);
+        assert_eq!(warmup_steps(0.0, 45), 0);
     }
 }

@@ -2,11 +2,25 @@
 //! line instead of a ratio when it cannot run, the numbers it prints read back by their prefix)
 //! and measuring burn's CPU matrix-product rate.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use burn::tensor::{Distribution, Tensor};
 use recx::llm::device::Cpu;
+
+/// A numeric setting from the environment, else `default`.
+pub fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The repository root (benchmark specs, reference scripts, the bench stores under target/).
+pub fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
 
 /// GFLOP/s of burn's CPU f32 matmul `[m, k] × [k, n]`, the best of `tries`.
 pub fn matmul_rate(m: usize, k: usize, n: usize, tries: usize) -> f64 {

@@ -21,12 +21,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::encoder::{
-    EncoderTokenizer, FineTuneSettings, SequenceModel, Targets, fine_tune, load_bert, predict,
+    BertConfig, EncoderTokenizer, FineTuneSettings, SequenceModel, Targets, fine_tune, load_bert,
+    predict,
 };
 use crate::error::{Error, Result};
 use crate::explain::{EXPLANATIONS, ExplainSplit, Explainer, Explanation, metric_suffix};
@@ -251,10 +252,7 @@ fn text_sets(
         .collect()
 }
 
-fn discriminate<B: burn::tensor::backend::AutodiffBackend>(
-    ctx: &mut StageContext<'_>,
-    device: &B::Device,
-) -> Result<()> {
+fn discriminate<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()> {
     let s = ctx.settings::<DiscriminatorSettings>()?;
     let section = &s.section;
     let all: Vec<Explanation> = read_jsonl(&ctx.input(StageKind::Explain).join(EXPLANATIONS))?;
@@ -267,16 +265,22 @@ fn discriminate<B: burn::tensor::backend::AutodiffBackend>(
     let tok = EncoderTokenizer::open(&s.encoder_dir, section.max_len)?;
     let train = text_sets(&all, &explainers, ExplainSplit::Train, &tok)?;
     let valid = text_sets(&all, &explainers, ExplainSplit::Valid, &tok)?;
-    let fit = FineTuneSettings {
-        epochs: section.epochs,
-        lr: section.lr,
-        batch_size: section.batch_size,
-        seed: section.seed,
-        ..FineTuneSettings::default()
+    let tuning = Tuning::<B> {
+        encoder_dir: &s.encoder_dir,
+        config: BertConfig::from_folder(&s.encoder_dir)?,
+        pad: tok.pad_id(),
+        fit: FineTuneSettings {
+            epochs: section.epochs,
+            lr: section.lr,
+            batch_size: section.batch_size,
+            seed: section.seed,
+            ..FineTuneSettings::default()
+        },
+        device,
     };
     let mut predictions = Vec::new();
     if explainers.len() >= 2 {
-        predictions.extend(classify::<B>(ctx, &s, &fit, &train, &valid, device)?);
+        predictions.extend(classify(ctx, &tuning, &train, &valid)?);
     } else {
         ctx.progress.println(format!(
             "discriminator: one explainer ({}), so no distinction classifier; add `unaligned` to \
@@ -285,44 +289,49 @@ fn discriminate<B: burn::tensor::backend::AutodiffBackend>(
         ));
     }
     for (train_set, valid_set) in train.iter().zip(&valid) {
-        predictions.extend(predict_scores::<B>(
-            ctx, &s, &fit, train_set, valid_set, device,
-        )?);
+        predictions.extend(predict_scores(ctx, &tuning, train_set, valid_set)?);
     }
     write_jsonl(&ctx.out_dir().join(PREDICTIONS), &predictions)
 }
 
-/// A fresh encoder with a head of `outputs` outputs, trained on `seqs`/`targets` (resuming from
-/// `out/checkpoints/<name>`), then run on `test`.
-#[allow(clippy::too_many_arguments)]
-fn train_and_predict<B: burn::tensor::backend::AutodiffBackend>(
-    ctx: &StageContext<'_>,
-    s: &DiscriminatorSettings,
-    fit: &FineTuneSettings,
-    name: &str,
-    seqs: &[Vec<u32>],
-    targets: &Targets,
-    test: &[Vec<u32>],
-    device: &B::Device,
-) -> Result<Vec<Vec<f32>>> {
-    let bert = load_bert::<B>(&s.encoder_dir, fit.seed, device)?;
-    let config = crate::encoder::BertConfig::from_folder(&s.encoder_dir)?;
-    let model = SequenceModel::new(
-        bert,
-        targets.outputs(),
-        config.hidden_dropout_prob,
-        config.initializer_range,
-        crate::seed::derive(fit.seed, "discriminator.head", &[]),
-    );
-    let ckpt = Checkpoints::open(&ctx.out_dir().join("checkpoints").join(name), name)?;
-    let pad = EncoderTokenizer::open(&s.encoder_dir, s.section.max_len)?.pad_id();
-    let (trained, log) = fine_tune(model, seqs, targets, pad, fit, &ckpt, ctx.progress)?;
-    tracing::info!(
-        "discriminator {name}: {} steps, last loss {:.4}",
-        log.losses.len(),
-        log.losses.last().copied().unwrap_or(f64::NAN)
-    );
-    Ok(predict(&trained, test, pad, fit.batch_size))
+/// What every model the stage fine-tunes shares: the encoder (its folder and config, the
+/// tokenizer's padding id), the training settings and the device.
+struct Tuning<'a, B: AutodiffBackend> {
+    encoder_dir: &'a Path,
+    config: BertConfig,
+    pad: u32,
+    fit: FineTuneSettings,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> Tuning<'_, B> {
+    /// A fresh encoder with a head of `targets.outputs()` outputs, trained on `seqs`/`targets`
+    /// (resuming from `out/checkpoints/<name>`), then run on `test`.
+    fn train_and_predict(
+        &self,
+        ctx: &StageContext<'_>,
+        name: &str,
+        seqs: &[Vec<u32>],
+        targets: &Targets,
+        test: &[Vec<u32>],
+    ) -> Result<Vec<Vec<f32>>> {
+        let fit = &self.fit;
+        let model = SequenceModel::new(
+            load_bert::<B>(self.encoder_dir, fit.seed, self.device)?,
+            targets.outputs(),
+            self.config.hidden_dropout_prob,
+            self.config.initializer_range,
+            crate::seed::derive(fit.seed, "discriminator.head", &[]),
+        );
+        let ckpt = Checkpoints::open(&ctx.out_dir().join("checkpoints").join(name), name)?;
+        let (trained, log) = fine_tune(model, seqs, targets, self.pad, fit, &ckpt, ctx.progress)?;
+        tracing::info!(
+            "discriminator {name}: {} steps, last loss {:.4}",
+            log.losses.len(),
+            log.losses.last().copied().unwrap_or(f64::NAN)
+        );
+        Ok(predict(&trained, test, self.pad, fit.batch_size))
+    }
 }
 
 fn argmax(row: &[f32]) -> usize {
@@ -332,13 +341,11 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 /// The distinction classifier: which explainer wrote each valid explanation.
-fn classify<B: burn::tensor::backend::AutodiffBackend>(
+fn classify<B: AutodiffBackend>(
     ctx: &mut StageContext<'_>,
-    s: &DiscriminatorSettings,
-    fit: &FineTuneSettings,
+    tuning: &Tuning<'_, B>,
     train: &[TextSet],
     valid: &[TextSet],
-    device: &B::Device,
 ) -> Result<Vec<Prediction>> {
     let seqs: Vec<Vec<u32>> = train.iter().flat_map(|t| t.seqs.clone()).collect();
     let labels: Vec<usize> = train
@@ -351,8 +358,7 @@ fn classify<B: burn::tensor::backend::AutodiffBackend>(
         labels,
         classes: train.len(),
     };
-    let outputs =
-        train_and_predict::<B>(ctx, s, fit, "classifier", &seqs, &targets, &test, device)?;
+    let outputs = tuning.train_and_predict(ctx, "classifier", &seqs, &targets, &test)?;
     let mut confusion = vec![vec![0usize; valid.len()]; valid.len()];
     let mut out = Vec::new();
     let mut outputs = outputs.iter();
@@ -390,26 +396,15 @@ fn classify<B: burn::tensor::backend::AutodiffBackend>(
 }
 
 /// The score predictor of one explainer.
-fn predict_scores<B: burn::tensor::backend::AutodiffBackend>(
+fn predict_scores<B: AutodiffBackend>(
     ctx: &mut StageContext<'_>,
-    s: &DiscriminatorSettings,
-    fit: &FineTuneSettings,
+    tuning: &Tuning<'_, B>,
     train: &TextSet,
     valid: &TextSet,
-    device: &B::Device,
 ) -> Result<Vec<Prediction>> {
     let name = format!("predictor-{}", train.explainer);
     let targets = Targets::Scores(train.scores.clone());
-    let outputs = train_and_predict::<B>(
-        ctx,
-        s,
-        fit,
-        &name,
-        &train.seqs,
-        &targets,
-        &valid.seqs,
-        device,
-    )?;
+    let outputs = tuning.train_and_predict(ctx, &name, &train.seqs, &targets, &valid.seqs)?;
     let suffix = metric_suffix(valid.explainer, ExplainSplit::Valid);
     let predicted: Vec<f64> = outputs.iter().map(|o| f64::from(o[0])).collect();
     let truth: Vec<f64> = valid.scores.iter().map(|&x| f64::from(x)).collect();

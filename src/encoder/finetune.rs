@@ -23,7 +23,7 @@ use crate::llm::batching::length_sorted_batches;
 use crate::pipeline::{Progress, check_cancel};
 use crate::training::{
     Checkpoints, TrainingState, adamw, clip_global_norm, epoch_order, linear_schedule,
-    lock_backend_rng, seed_step,
+    lock_backend_rng, seed_step, warmup_steps,
 };
 
 /// What each text is labelled with.
@@ -195,7 +195,7 @@ pub fn fine_tune<B: AutodiffBackend>(
     });
     let steps_per_epoch = seqs.len().div_ceil(s.batch_size.max(1));
     let total = steps_per_epoch * s.epochs;
-    let warmup = (s.warmup_ratio * total as f64).ceil() as usize;
+    let warmup = warmup_steps(s.warmup_ratio, total);
     let bar = progress.bar(total as u64, "encoder fine-tuning");
     bar.set_position(state.step as u64);
     while state.epoch < s.epochs {

@@ -26,7 +26,7 @@ use crate::llm::batching::length_sorted_batches;
 use crate::pipeline::{Progress, Recorder, check_cancel};
 use crate::training::{
     Checkpoints, TrainingState, adamw, clip_global_norm, epoch_order, linear_schedule,
-    lock_backend_rng, seed_step,
+    lock_backend_rng, seed_step, warmup_steps,
 };
 
 /// Samples with the recommender vectors behind their placeholders.
@@ -263,7 +263,7 @@ pub fn fit<B: AutodiffBackend>(
 
     let steps_per_epoch = train.len().div_ceil(section.batch_size);
     let total = steps_per_epoch * s.epochs;
-    let warmup = (section.warmup_ratio * total as f64).ceil() as usize;
+    let warmup = warmup_steps(section.warmup_ratio, total);
     let bar = progress.bar(total as u64, "alignment training");
     bar.set_position(state.step as u64);
     while state.epoch < s.epochs {
