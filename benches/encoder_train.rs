@@ -16,25 +16,26 @@
 //! `cargo bench --bench encoder_train`. Needs MiniLM (`recx assets fetch minilm`, or
 //! RECX_MINILM) and, for the comparison, a Python with torch and transformers in RECX_PYTHON
 //! (`scripts/install-peers.sh`). Settings: RECX_BENCH_STEPS (10), RECX_BENCH_LEN (128),
-//! RECX_BENCH_THREADS (2).
+//! RECX_BENCH_THREADS (2), RECX_BENCH_DEVICE (`cpu`: burn-flex; `libtorch` in a `--features tch`
+//! build).
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use burn::backend::Autodiff;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use recx::encoder::{Encoder, SequenceModel, TokenBatch};
-use recx::llm::device::Cpu;
+use recx::llm::device::BackendTask;
 use recx::training::{adamw, clip_global_norm};
 
 mod bench_support;
 
-use bench_support::{env_usize, manifest};
-
-type B = Autodiff<Cpu>;
+use bench_support::{bench_device, env_usize, manifest};
 
 const BATCH: usize = 8;
 
@@ -69,16 +70,49 @@ fn main() {
         println!("encoder_train: MiniLM not found: run `recx assets fetch minilm` first");
         std::process::exit(1);
     };
+    let bench = Bench {
+        dir,
+        threads,
+        steps,
+        len,
+    };
+    bench_device().run(bench).expect("bench");
+}
+
+struct Bench {
+    dir: PathBuf,
+    threads: usize,
+    steps: usize,
+    len: usize,
+}
+
+impl BackendTask for Bench {
+    type Output = ();
+    fn run<C: Backend>(self, device: C::Device) -> recx::error::Result<()> {
+        measure::<C>(&self, &device);
+        Ok(())
+    }
+}
+
+/// Fine-tunes on backend `C` (with autodiff), then runs the peer on the same batches.
+fn measure<C: Backend>(bench: &Bench, device: &C::Device) {
+    type B<C> = Autodiff<C>;
+    let Bench {
+        dir,
+        threads,
+        steps,
+        len,
+    } = bench;
+    let (threads, steps, len) = (*threads, *steps, *len);
     println!(
-        "matmul 1024x384x1536 f32, {threads} threads: burn {:.1} GFLOP/s",
-        bench_support::matmul_rate(1024, 384, 1536, 10)
+        "matmul 1024x384x1536 f32, {threads} threads: recx backend {:.1} GFLOP/s",
+        bench_support::matmul_rate::<C>(1024, 384, 1536, 10, device)
     );
     let data = batches(steps, len);
-    let device = Default::default();
-    let encoder = Encoder::<B>::load(&dir, len, 0, &device).expect("MiniLM");
+    let encoder = Encoder::<B<C>>::load(dir, len, 0, device).expect("MiniLM");
     let mut model = SequenceModel::new(encoder.model, 3, 0.1, 0.02, 1);
     let mut optim = adamw();
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let (mut fwd, mut bwd, mut opt) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut start = Instant::now();
     for (k, (seqs, labels)) in data.iter().enumerate() {
@@ -88,9 +122,9 @@ fn main() {
         }
         let t = Instant::now();
         let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-        let batch = TokenBatch::<B>::new(&refs, 0, &device);
+        let batch = TokenBatch::<B<C>>::new(&refs, 0, device);
         let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [BATCH]), &device);
+        let labels = Tensor::<B<C>, 1, Int>::from_data(TensorData::new(labels, [BATCH]), device);
         let loss = loss_fn.forward(model.forward(&batch), labels);
         let _ = loss.clone().into_scalar();
         fwd += t.elapsed();
@@ -98,7 +132,7 @@ fn main() {
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         bwd += t.elapsed();
         let t = Instant::now();
-        clip_global_norm::<B, _>(&model, &mut grads, 1.0);
+        clip_global_norm::<B<C>, _>(&model, &mut grads, 1.0);
         model = optim.step(1e-5, model, grads);
         opt += t.elapsed();
     }
@@ -122,7 +156,7 @@ fn main() {
     let mut command = Command::new(bench_support::python());
     command
         .arg(manifest().join("benches/encoder_train_reference.py"))
-        .arg(&dir)
+        .arg(dir)
         .arg(peer_dir.join("batches.json"))
         .args(["--threads", &threads.to_string()])
         .env("OPENBLAS_NUM_THREADS", threads.to_string());

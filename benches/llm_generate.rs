@@ -3,22 +3,21 @@
 //!
 //! `cargo bench --bench llm_generate`. Needs the SmolLM2 GGUF (`recx assets fetch smollm2`, or
 //! RECX_SMOLLM2_GGUF) and, for the comparison, a Python with torch+transformers (RECX_PYTHON,
-//! default `python3`). Settings: RECX_BENCH_NEW_TOKENS (128), RECX_BENCH_THREADS (2).
+//! default `python3`). Settings: RECX_BENCH_NEW_TOKENS (128), RECX_BENCH_THREADS (2),
+//! RECX_BENCH_DEVICE (`cpu`: burn-flex; `libtorch` in a `--features tch` build).
 //! Tokens/s = new tokens / wall time of the whole generate call (prompt included), both sides.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use recx::llm::device::Cpu;
+use burn::tensor::backend::Backend;
+use recx::llm::device::{BackendTask, DeviceChoice};
 use recx::llm::{GenerateOptions, generate, load_model};
 
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod bench_support;
+
+use bench_support::{bench_device, env_usize};
 
 fn main() {
     let new_tokens = env_usize("RECX_BENCH_NEW_TOKENS", 128);
@@ -44,8 +43,47 @@ fn main() {
         .map(|x| x.as_u64().unwrap() as u32)
         .collect();
 
+    let device = bench_device();
+    let recx_tps = device
+        .run(Recx {
+            gguf: gguf.clone(),
+            prompt: prompt.clone(),
+            new_tokens,
+            threads,
+            device,
+        })
+        .expect("recx");
+    compare(&gguf, &prompt, new_tokens, threads, recx_tps);
+}
+
+struct Recx {
+    gguf: PathBuf,
+    prompt: Vec<u32>,
+    new_tokens: usize,
+    threads: usize,
+    device: DeviceChoice,
+}
+
+impl BackendTask for Recx {
+    type Output = f64;
+    fn run<B: Backend>(self, device: B::Device) -> recx::error::Result<f64> {
+        Ok(measure::<B>(&self, &device))
+    }
+}
+
+/// recx's best tokens/s on backend `B` (on flex, with the decode matmuls in one block and in
+/// one block per thread, alternated so machine load hits both alike).
+fn measure<B: Backend>(bench: &Recx, device: &B::Device) -> f64 {
+    let Recx {
+        gguf,
+        prompt,
+        new_tokens,
+        threads,
+        device: choice,
+    } = bench;
+    let (new_tokens, threads) = (*new_tokens, *threads);
     let t = Instant::now();
-    let (model, _) = load_model::<Cpu>(&gguf, &Default::default()).expect("load SmolLM2");
+    let (model, _) = load_model::<B>(gguf, device).expect("load SmolLM2");
     println!(
         "model: {} (loaded in {:.1} s), prompt {} tokens, {new_tokens} new tokens, {threads} threads",
         gguf.display(),
@@ -58,20 +96,18 @@ fn main() {
         min_new_tokens: n,
         ..Default::default()
     };
-    generate(&model, std::slice::from_ref(&prompt), &[], &opts(8)); // warm-up
-    // Two settings of the decode matmul split, alternated so machine load hits both alike.
-    let mut best: Vec<(usize, f64)> = vec![(threads, 0.0), (1, 0.0)];
+    generate(&model, std::slice::from_ref(prompt), &[], &opts(8)); // warm-up
+    // Two settings of flex's decode matmul split (other backends ignore it).
+    let mut best: Vec<(usize, f64)> = match choice {
+        DeviceChoice::Cpu => vec![(threads, 0.0), (1, 0.0)],
+        _ => vec![(1, 0.0)],
+    };
     let mut first = Vec::new();
     for _round in 0..2 {
         for (blocks, tps) in best.iter_mut() {
             recx::llm::model::set_decode_column_blocks(*blocks);
             let t = Instant::now();
-            let out = generate(
-                &model,
-                std::slice::from_ref(&prompt),
-                &[],
-                &opts(new_tokens),
-            );
+            let out = generate(&model, std::slice::from_ref(prompt), &[], &opts(new_tokens));
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(out[0][0].tokens.len(), new_tokens);
             *tps = tps.max(new_tokens as f64 / secs);
@@ -81,10 +117,14 @@ fn main() {
     for (blocks, tps) in &best {
         println!("recx (decode matmuls in {blocks} block(s)) tok_s={tps:.3}");
     }
-    let recx_tps = best[0].1.max(best[1].1);
+    let recx_tps = best.iter().map(|b| b.1).fold(0.0, f64::max);
     println!("recx         tok_s={recx_tps:.3} first={first:?}");
+    recx_tps
+}
 
-    let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| "python3".into());
+/// Runs the Python peers on the same prompt and prints the ratios.
+fn compare(gguf: &Path, prompt: &[u32], new_tokens: usize, threads: usize, recx_tps: f64) {
+    let python = bench_support::python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/llm_reference.py");
     let ids = prompt
         .iter()
@@ -93,7 +133,7 @@ fn main() {
         .join(",");
     let result = Command::new(&python)
         .arg(&script)
-        .arg(&gguf)
+        .arg(gguf)
         .args([
             "--prompt",
             &ids,

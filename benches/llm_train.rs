@@ -14,7 +14,8 @@
 //! `cargo bench --bench llm_train`. Needs the SmolLM2 GGUF (`recx assets fetch smollm2`) and,
 //! for the comparison, a Python with torch, transformers and peft in RECX_PYTHON
 //! (`scripts/install-peers.sh` makes one). Settings: RECX_BENCH_RECORDS (32 samples),
-//! RECX_BENCH_THREADS (2).
+//! RECX_BENCH_THREADS (2), RECX_BENCH_DEVICE (`cpu`: burn-flex; `libtorch` in a
+//! `--features tch` build).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,9 +23,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
 use recx::alignment::record::AlignmentRecord;
 use recx::llm::chat::ChatTemplate;
-use recx::llm::device::Cpu;
+use recx::llm::device::BackendTask;
 use recx::llm::save_hf;
 use recx::llm_stage::subsample;
 use recx::pipeline::{Progress, StageKind, registry};
@@ -42,9 +44,7 @@ use serde_json::json;
 
 mod bench_support;
 
-use bench_support::{env_usize, manifest};
-
-type B = Autodiff<Cpu>;
+use bench_support::{bench_device, env_usize, manifest};
 
 /// Computes (or finds) the bench spec's data, recommender and alignment-data stages and returns
 /// the spec with the folders of the last two.
@@ -77,7 +77,6 @@ fn prepare_inputs() -> (Spec, PathBuf, PathBuf) {
 
 fn main() {
     let threads = env_usize("RECX_BENCH_THREADS", 2);
-    let records = env_usize("RECX_BENCH_RECORDS", 32);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -86,7 +85,27 @@ fn main() {
         println!("llm_train: SmolLM2 GGUF not found: run `recx assets fetch smollm2` first");
         std::process::exit(1);
     }
-    let peak = bench_support::matmul_rate(1024, 1024, 1024, 5);
+    let device = bench_device();
+    device.run(Bench { threads }).expect("bench");
+}
+
+struct Bench {
+    threads: usize,
+}
+
+impl BackendTask for Bench {
+    type Output = ();
+    fn run<C: Backend>(self, device: C::Device) -> recx::error::Result<()> {
+        measure::<C>(self.threads, &device);
+        Ok(())
+    }
+}
+
+/// Runs the peer, then trains on backend `C` (with autodiff) on the same micro-batches.
+fn measure<C: Backend>(threads: usize, device: &C::Device) {
+    type B<C> = Autodiff<C>;
+    let records = env_usize("RECX_BENCH_RECORDS", 32);
+    let peak = bench_support::matmul_rate::<C>(1024, 1024, 1024, 5, device);
     println!("matmul peak (1024^3, f32, {threads} threads): {peak:.1} GFLOP/s");
 
     let (spec, align_dir, rec_dir) = prepare_inputs();
@@ -95,15 +114,14 @@ fn main() {
     let all: Vec<AlignmentRecord> = read_split(&align_dir, "train").expect("train records");
     let picked = subsample(all, records, seed);
     let template = ChatTemplate::new(spec.raw.llm.template);
-    let device = Default::default();
-    let base = load_base::<B>(
+    let base = load_base::<B<C>>(
         &spec.raw.llm,
         spec.path.parent().expect("spec folder"),
         &template,
         spec.raw.alignment.mode,
         (&picked, &[]), // a pretrained backbone: no item-title words
         seed,
-        &device,
+        device,
     )
     .expect("SmolLM2");
     let builder = SampleBuilder {
@@ -113,8 +131,8 @@ fn main() {
         max_len: section.max_len,
     };
     let (samples, users, _) = build_samples(&builder, &picked).expect("samples");
-    let frozen = FrozenRecommender::<Cpu>::load(&rec_dir, &device).expect("recommender");
-    let rec = rec_inputs(Some(&frozen), &queries(&users), &device);
+    let frozen = FrozenRecommender::<C>::load(&rec_dir, device).expect("recommender");
+    let rec = rec_inputs(Some(&frozen), &queries(&users), device);
     let features = rec.features();
 
     // The stage's batches: consecutive runs of batch_size, each cut into length-grouped
@@ -148,6 +166,28 @@ fn main() {
     save_hf(&base.model, &base.config, None, &peer_dir.join("model")).expect("HF copy");
     write_batches(&peer_dir.join("batches.jsonl"), &batches, &features);
 
+    // The peer runs first: each side peaks at 12–15 GB, and a process that has trained on
+    // libtorch keeps much of that after freeing it (the peer, run second, was killed for memory
+    // on a 24 GB machine).
+    let targets = section
+        .lora_targets
+        .iter()
+        .map(|t| format!("{}_proj", t.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut command = Command::new(bench_support::python());
+    command
+        .arg(manifest().join("benches/llm_train_reference.py"))
+        .arg(&peer_dir)
+        .args(["--threads", &threads.to_string()])
+        .args(["--r", &section.lora_r.to_string()])
+        .args(["--alpha", &section.lora_alpha.to_string()])
+        .args(["--dropout", &section.lora_dropout.to_string()])
+        .args(["--targets", &targets])
+        .args(["--lr", &section.lr.to_string()])
+        .args(["--max-grad-norm", &section.max_grad_norm.to_string()]);
+    let peer = bench_support::run(command, "torch, transformers and peft");
+
     let mut model = trainable_model(base.model, true, section, Some(rec.dim), seed);
     let mut optim = adamw();
     {
@@ -175,27 +215,7 @@ fn main() {
         flops(recx_tps),
         100.0 * flops(recx_tps) / peak
     );
-
-    let targets = section
-        .lora_targets
-        .iter()
-        .map(|t| format!("{}_proj", t.as_str()))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut command = Command::new(bench_support::python());
-    command
-        .arg(manifest().join("benches/llm_train_reference.py"))
-        .arg(&peer_dir)
-        .args(["--threads", &threads.to_string()])
-        .args(["--r", &section.lora_r.to_string()])
-        .args(["--alpha", &section.lora_alpha.to_string()])
-        .args(["--dropout", &section.lora_dropout.to_string()])
-        .args(["--targets", &targets])
-        .args(["--lr", &section.lr.to_string()])
-        .args(["--max-grad-norm", &section.max_grad_norm.to_string()]);
-    let Some(stdout) = bench_support::run(command, "torch, transformers and peft") else {
-        return;
-    };
+    let Some(stdout) = peer else { return };
     let peer_tps = bench_support::value(&stdout, "peft tok_s=");
     println!(
         "transformers+peft  tok_s={peer_tps:.1} ({:.1} GFLOP/s model, {:.1} % of peak)",

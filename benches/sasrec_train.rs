@@ -5,7 +5,10 @@
 //! steps with the paper's settings (d 256, 2 layers, 16 heads, FFN 512, L 9, batch 2048, full
 //! softmax, AdamW, clip 10, dropout on) and report training samples per second.
 //! `cargo bench --bench sasrec_train [-- --steps N]` (AVX-512 kernels are chosen at run time).
+//! RECX_BENCH_DEVICE picks recx's backend (`cpu`: burn-flex; `libtorch` in a `--features tch`
+//! build).
 
+mod bench_support;
 mod sasrec_support;
 
 use std::io::Write;
@@ -13,12 +16,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use recx::llm::device::BackendTask;
 use recx::recommender::train::train_step;
 use recx::recommender::{Example, Examples, SasRec, SasRecConfig};
 use recx::training::{adamw, seeded_init};
-
-type B = Autodiff<Flex>;
 
 const BATCH: usize = 2048;
 const LR: f64 = 0.0003112577321994525;
@@ -47,8 +50,15 @@ fn main() {
         })
         .collect();
 
-    let recx_rate = run_recx(&ex, &batches, warmup);
-    println!("recx    (burn flex): {recx_rate:9.1} samples/s");
+    let device = bench_support::bench_device();
+    let recx_rate = device
+        .run(Recx {
+            ex: &ex,
+            batches: &batches,
+            warmup,
+        })
+        .expect("recx");
+    println!("recx    ({device}): {recx_rate:9.1} samples/s");
 
     let file = write_batches(&ex, &batches);
     // As UniRec computes it (every position of the last block), and with recx's shortcut of
@@ -67,12 +77,34 @@ fn main() {
     }
 }
 
+struct Recx<'a> {
+    ex: &'a Examples<'a>,
+    batches: &'a [Vec<usize>],
+    warmup: usize,
+}
+
+impl BackendTask for Recx<'_> {
+    type Output = f64;
+    fn run<C: Backend>(self, device: C::Device) -> recx::error::Result<f64> {
+        Ok(run_recx::<Autodiff<C>>(
+            self.ex,
+            self.batches,
+            self.warmup,
+            &device,
+        ))
+    }
+}
+
 /// Trains on `batches` with the stage's own training step and returns samples/s over the
 /// steps after `warmup`.
-fn run_recx(ex: &Examples<'_>, batches: &[Vec<usize>], warmup: usize) -> f64 {
-    let device = Default::default();
+fn run_recx<B: AutodiffBackend>(
+    ex: &Examples<'_>,
+    batches: &[Vec<usize>],
+    warmup: usize,
+    device: &B::Device,
+) -> f64 {
     let cfg = SasRecConfig::new(ex.n_item_rows);
-    let mut model: SasRec<B> = seeded_init::<B, _>(&device, 3418, |d| cfg.init::<B>(d));
+    let mut model: SasRec<B> = seeded_init::<B, _>(device, 3418, |d| cfg.init::<B>(d));
     let mut optim = adamw::<B, SasRec<B>>();
     let mut start = Instant::now();
     let mut loss = 0.0;
@@ -81,7 +113,7 @@ fn run_recx(ex: &Examples<'_>, batches: &[Vec<usize>], warmup: usize) -> f64 {
             start = Instant::now();
         }
         let batch: Vec<&Example<'_>> = idx.iter().map(|&i| &ex.train[i]).collect();
-        (model, loss) = train_step(model, &mut optim, &batch, None, 10.0, LR, &device);
+        (model, loss) = train_step(model, &mut optim, &batch, None, 10.0, LR, device);
     }
     let elapsed = start.elapsed().as_secs_f64();
     eprintln!("recx final loss {loss:.4}");
@@ -113,13 +145,7 @@ fn run_reference(
     warmup: usize,
     last_only: bool,
 ) -> Result<f64, String> {
-    let python = std::env::var("RECX_PYTHON").unwrap_or_else(|_| {
-        if Path::new("/work/pyenv/bin/python").exists() {
-            "/work/pyenv/bin/python".into()
-        } else {
-            "python3".into()
-        }
-    });
+    let python = bench_support::python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sasrec_reference.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script);

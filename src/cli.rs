@@ -127,7 +127,7 @@ pub struct ServeArgs {
     /// Chat template of a checkpoint (an aligned run brings its own).
     #[arg(long, default_value = "chatml")]
     pub template: String,
-    /// `cpu` or `cuda:N`.
+    /// `cpu`, `libtorch` (a `--features tch` build) or `cuda:N` (a `--features cuda` build).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Require this environment variable's value as the API key (bearer or `api-key`).

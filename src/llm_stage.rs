@@ -15,7 +15,7 @@ pub trait LlmStageBody {
     fn run_on<B: Backend>(ctx: &mut StageContext<'_>, device: &B::Device) -> Result<()>;
 }
 
-/// Runs an LLM stage's body on `device` (`llm.device`: `cpu`, `cuda`, `cuda:N`).
+/// Runs an LLM stage's body on `device` (`llm.device`: `cpu`, `libtorch`, `cuda`, `cuda:N`).
 pub fn run_on_llm_device<S: LlmStageBody>(ctx: &mut StageContext<'_>, device: &str) -> Result<()> {
     struct Task<'a, 'b, S> {
         ctx: &'a mut StageContext<'b>,

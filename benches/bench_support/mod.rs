@@ -1,13 +1,17 @@
 //! What the benchmarks share: running a Python peer (the interpreter from RECX_PYTHON, a clear
 //! line instead of a ratio when it cannot run, the numbers it prints read back by their prefix)
-//! and measuring burn's CPU matrix-product rate.
+//! and measuring a burn backend's matrix-product rate; the backend comes from RECX_BENCH_DEVICE.
+
+// Each bench uses a part of this module.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use recx::llm::device::Cpu;
+use recx::llm::device::DeviceChoice;
 
 /// A numeric setting from the environment, else `default`.
 pub fn env_usize(key: &str, default: usize) -> usize {
@@ -22,11 +26,25 @@ pub fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// GFLOP/s of burn's CPU f32 matmul `[m, k] × [k, n]`, the best of `tries`.
-pub fn matmul_rate(m: usize, k: usize, n: usize, tries: usize) -> f64 {
-    let device = Default::default();
-    let a = Tensor::<Cpu, 2>::random([m, k], Distribution::Default, &device);
-    let b = Tensor::<Cpu, 2>::random([k, n], Distribution::Default, &device);
+/// The device the bench measures recx on: RECX_BENCH_DEVICE (`cpu`, burn-flex, by default;
+/// `libtorch` in a `--features tch` build).
+pub fn bench_device() -> DeviceChoice {
+    let name = std::env::var("RECX_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device: DeviceChoice = name.parse().expect("RECX_BENCH_DEVICE");
+    println!("recx backend: {device} (RECX_BENCH_DEVICE)");
+    device
+}
+
+/// GFLOP/s of backend `B`'s f32 matmul `[m, k] × [k, n]`, the best of `tries`.
+pub fn matmul_rate<B: Backend>(
+    m: usize,
+    k: usize,
+    n: usize,
+    tries: usize,
+    device: &B::Device,
+) -> f64 {
+    let a = Tensor::<B, 2>::random([m, k], Distribution::Default, device);
+    let b = Tensor::<B, 2>::random([k, n], Distribution::Default, device);
     let mut best = f64::MAX;
     for _ in 0..tries {
         let t = Instant::now();
@@ -49,7 +67,8 @@ pub fn run(mut command: Command, needs: &str) -> Option<String> {
         Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
         Ok(o) => {
             println!(
-                "peer not measured: {python} failed (scripts/install-peers.sh installs {needs}; set RECX_PYTHON):\n{}",
+                "peer not measured: {python} failed, {} (scripts/install-peers.sh installs {needs}; set RECX_PYTHON):\n{}",
+                o.status,
                 String::from_utf8_lossy(&o.stderr)
             );
             None

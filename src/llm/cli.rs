@@ -46,7 +46,7 @@ pub struct ChatArgs {
     /// Override the template's system message.
     #[arg(long)]
     pub system: Option<String>,
-    /// `cpu` or `cuda:N`.
+    /// `cpu`, `libtorch` (a `--features tch` build) or `cuda:N` (a `--features cuda` build).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[arg(long, default_value_t = 128)]

@@ -6,7 +6,7 @@
 //! - [`gguf`] and [`weights`]: reading GGUF and HF safetensors, saving HF folders.
 //! - [`lora`]: LoRA adapters for alignment training, and merging them into the weights.
 //! - [`generate`]: greedy, sampling, beam search, next-token scoring.
-//! - [`device`]: `cpu` / `cuda:N` to a backend.
+//! - [`device`]: `cpu` / `libtorch` / `cuda:N` to a backend.
 //! - [`tokenizer`] and [`chat`]: vocabularies and chat templates.
 //! - [`assets`] and [`cli`]: finding the default SmolLM2 model, `recx llm …`, `recx assets …`.
 
@@ -46,7 +46,7 @@ pub struct LlmSection {
     pub model: String,
     /// Chat template name.
     pub template: chat::TemplateName,
-    /// `cpu` or `cuda:N`.
+    /// `cpu`, `libtorch` (a `--features tch` build) or `cuda:N` (a `--features cuda` build).
     pub device: String,
     /// The architecture of the from-scratch model (used when `model` is empty).
     pub scratch: ScratchModel,

