@@ -1,8 +1,8 @@
 //! The libtorch backend (device `libtorch`, a `--features tch` build) computes what burn-flex
 //! computes: the same checkpoints give the same logits, the same gradients, and the encoder's
 //! outputs match Python transformers as the flex ones do. Compiled only in a `tch` build (CI
-//! builds without libtorch): `cargo test --features tch --test it backend_libtorch`, with the
-//! build environment README "Performance" gives.
+//! builds without libtorch): `cargo test --release --features tch --test it backend_libtorch`,
+//! with the build environment of the README's "GPU and libtorch".
 
 use std::path::{Path, PathBuf};
 
