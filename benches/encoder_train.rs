@@ -98,12 +98,11 @@ impl BackendTask for Bench {
 fn measure<C: Backend>(bench: &Bench, device: &C::Device) {
     type B<C> = Autodiff<C>;
     let Bench {
-        dir,
+        ref dir,
         threads,
         steps,
         len,
-    } = bench;
-    let (threads, steps, len) = (*threads, *steps, *len);
+    } = *bench;
     println!(
         "matmul 1024x384x1536 f32, {threads} threads: recx backend {:.1} GFLOP/s",
         bench_support::matmul_rate::<C>(1024, 384, 1536, 10, device)

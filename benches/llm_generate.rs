@@ -75,13 +75,12 @@ impl BackendTask for Recx {
 /// one block per thread, alternated so machine load hits both alike).
 fn measure<B: Backend>(bench: &Recx, device: &B::Device) -> f64 {
     let Recx {
-        gguf,
-        prompt,
+        ref gguf,
+        ref prompt,
         new_tokens,
         threads,
         device: choice,
-    } = bench;
-    let (new_tokens, threads) = (*new_tokens, *threads);
+    } = *bench;
     let t = Instant::now();
     let (model, _) = load_model::<B>(gguf, device).expect("load SmolLM2");
     println!(
