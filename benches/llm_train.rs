@@ -15,7 +15,10 @@
 //! for the comparison, a Python with torch, transformers and peft in RECX_PYTHON
 //! (`scripts/install-peers.sh` makes one). Settings: RECX_BENCH_RECORDS (32 samples),
 //! RECX_BENCH_THREADS (2), RECX_BENCH_DEVICE (`cpu`: burn-flex; `libtorch` in a
-//! `--features tch` build).
+//! `--features tch` build), RECX_BENCH_CHECKPOINTING (1: both sides recompute each layer's
+//! activations in backward, `[train] gradient_checkpointing` and HF's
+//! `gradient_checkpointing_enable`). Each side also reports its peak resident memory over the
+//! timed steps.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,7 +37,7 @@ use recx::plan::Plan;
 use recx::runner::ensure_stage;
 use recx::spec::Spec;
 use recx::store::Store;
-use recx::train::fit::{micro_batches, train_step};
+use recx::train::fit::{StepSettings, micro_batches, train_step};
 use recx::train::{
     FrozenRecommender, Sample, SampleBuilder, build_samples, load_base, queries, read_split,
     rec_inputs, trainable_model,
@@ -43,6 +46,10 @@ use recx::training::adamw;
 use serde_json::json;
 
 mod bench_support;
+
+/// The allocator of the `recx` binary (src/main.rs), so the peak RSS printed is what a run sees.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use bench_support::{bench_device, env_usize, manifest};
 
@@ -108,6 +115,7 @@ fn measure<C: Backend>(threads: usize, device: &C::Device) {
     let peak = bench_support::matmul_rate::<C>(1024, 1024, 1024, 5, device);
     println!("matmul peak (1024^3, f32, {threads} threads): {peak:.1} GFLOP/s");
 
+    let checkpointing = env_usize("RECX_BENCH_CHECKPOINTING", 0) == 1;
     let (spec, align_dir, rec_dir) = prepare_inputs();
     let section = &spec.raw.train;
     let seed = 2024;
@@ -150,7 +158,7 @@ fn measure<C: Backend>(threads: usize, device: &C::Device) {
         .sum();
     let params = non_embedding_params(&base.config);
     println!(
-        "{} samples ({real} real tokens, {:.1} % of computed positions are padding), batch {} / micro {}, LoRA r {} alpha {} dropout {} on {:?}",
+        "{} samples ({real} real tokens, {:.1} % of computed positions are padding), batch {} / micro {}, LoRA r {} alpha {} dropout {} on {:?}, gradient checkpointing {checkpointing}",
         samples.len(),
         100.0 * (padded - real) as f64 / padded as f64,
         section.batch_size,
@@ -186,6 +194,9 @@ fn measure<C: Backend>(threads: usize, device: &C::Device) {
         .args(["--targets", &targets])
         .args(["--lr", &section.lr.to_string()])
         .args(["--max-grad-norm", &section.max_grad_norm.to_string()]);
+    if checkpointing {
+        command.arg("--gradient-checkpointing");
+    }
     let peer = bench_support::run(command, "torch, transformers and peft");
 
     let mut model = trainable_model(base.model, true, section, Some(rec.dim), seed);
@@ -195,30 +206,32 @@ fn measure<C: Backend>(threads: usize, device: &C::Device) {
         let out = model.loss(&warm, &features);
         let _ = out.loss.backward();
     }
+    bench_support::reset_peak_rss();
+    let before = bench_support::rss_mb().unwrap_or(f64::NAN);
     let t = Instant::now();
-    for parts in &batches {
-        let (next, _loss) = train_step(
-            model,
-            &mut optim,
-            parts,
-            &features,
-            section.lr,
-            section.max_grad_norm,
-        );
+    for (k, parts) in batches.iter().enumerate() {
+        let step = StepSettings {
+            lr: section.lr,
+            max_grad_norm: section.max_grad_norm,
+            checkpointing: checkpointing.then_some(seed + k as u64),
+        };
+        let (next, _loss) = train_step(model, &mut optim, parts, &features, step);
         model = next;
     }
     let secs = t.elapsed().as_secs_f64();
     let recx_tps = real as f64 / secs;
     let flops = |tps: f64| 4.0 * params as f64 * tps / 1e9;
+    let rss = bench_support::peak_rss_mb().unwrap_or(f64::NAN);
     println!(
-        "recx               tok_s={recx_tps:.1} ({:.1} GFLOP/s model, {:.1} % of peak)",
+        "recx               tok_s={recx_tps:.1} ({:.1} GFLOP/s model, {:.1} % of peak), peak RSS {rss:.0} MB ({before:.0} MB before the first step)",
         flops(recx_tps),
         100.0 * flops(recx_tps) / peak
     );
     let Some(stdout) = peer else { return };
     let peer_tps = bench_support::value(&stdout, "peft tok_s=");
+    let peer_rss = bench_support::value(&stdout, "peft peak_rss_mb=");
     println!(
-        "transformers+peft  tok_s={peer_tps:.1} ({:.1} GFLOP/s model, {:.1} % of peak)",
+        "transformers+peft  tok_s={peer_tps:.1} ({:.1} GFLOP/s model, {:.1} % of peak), peak RSS {peer_rss:.0} MB",
         flops(peer_tps),
         100.0 * flops(peer_tps) / peak
     );

@@ -6,7 +6,9 @@ an HF folder with the <user>/<item> rows already added): LoRA on q/k/v/o, the em
 trained (`modules_to_save`, as the original), two connectors Linear-GELU-Linear whose outputs
 are added at the placeholder positions, loss on the masked answer tokens only, token-weighted
 accumulation over the micro-batches of a step, AdamW, clipping. Micro-batches are right-padded
-to their longest sample, as recx does. Prints `peft tok_s=<real tokens per second>`.
+to their longest sample, as recx does. `--gradient-checkpointing` turns on HF's (non-reentrant)
+gradient checkpointing. Prints `peft tok_s=<real tokens per second>` and
+`peft peak_rss_mb=<peak resident memory over the timed steps>`.
 
     python benches/llm_train_reference.py DIR --threads 2 --r 16 --alpha 32 --dropout 0.05
 """
@@ -27,6 +29,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--max-grad-norm", type=float, default=1.0)
     ap.add_argument("--targets", default="q_proj,k_proj,v_proj,o_proj")
+    ap.add_argument("--gradient-checkpointing", action="store_true")
     a = ap.parse_args()
 
     import torch
@@ -45,6 +48,8 @@ def main():
         modules_to_save=["embed_tokens"],
         task_type="CAUSAL_LM",
     )
+    if a.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, cfg)
     model.train()
     hidden = model.config.hidden_size
@@ -98,11 +103,27 @@ def main():
     loss.backward()
     optim.zero_grad()
     real = sum(len(s["ids"]) for parts in batches for m in parts for s in m)
+    reset_peak_rss()
     t = time.perf_counter()
     for parts in batches:
         step(parts)
     secs = time.perf_counter() - t
     print(f"peft tok_s={real / secs:.3f} secs={secs:.2f} torch={torch.__version__}")
+    print(f"peft peak_rss_mb={peak_rss_mb():.1f}")
+
+
+def reset_peak_rss():
+    """Starts a new peak-RSS window (Linux: 5 into /proc/self/clear_refs resets VmHWM)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 if __name__ == "__main__":

@@ -88,3 +88,33 @@ pub fn value(stdout: &str, prefix: &str) -> f64 {
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("the reference prints `{prefix}`"))
 }
+
+/// Starts a new peak-RSS window for this process (Linux: writing 5 to `/proc/self/clear_refs`
+/// resets `VmHWM` to the current RSS), so [`peak_rss_mb`] covers only what follows.
+pub fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        println!("peak RSS not reset ({e}): it includes everything before the timed part");
+    }
+}
+
+/// This process's peak resident memory in MB (`VmHWM`), when the platform reports it.
+pub fn peak_rss_mb() -> Option<f64> {
+    proc_status_mb("VmHWM:")
+}
+
+/// This process's resident memory now, in MB (`VmRSS`).
+pub fn rss_mb() -> Option<f64> {
+    proc_status_mb("VmRSS:")
+}
+
+fn proc_status_mb(key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}

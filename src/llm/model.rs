@@ -456,8 +456,26 @@ impl<B: Backend> LlamaModel<B> {
     ) -> Tensor<B, 3> {
         let [b, l, _] = embeds.dims();
         assert_eq!(valid.len(), b, "validity rows must match the batch");
+        assert!(
+            valid.iter().all(|row| row.len() == l),
+            "validity rows must cover the new positions"
+        );
+        let ctx = self.step_context(valid, cache);
+        let mut x = embeds;
+        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            x = layer.forward(x, &self.rope, &ctx, layer_cache);
+        }
+        self.norm.forward(x)
+    }
+
+    /// What every layer needs to run over new positions: rotary tables and the attention mask.
+    /// `valid[b][i]` says whether new position `i` of row `b` is a real token; the cache's
+    /// validity and positions grow by the new positions (its K/V are left to the layers).
+    pub fn step_context(&self, valid: &[Vec<bool>], cache: &mut KvCache<B>) -> StepContext<B> {
+        let b = valid.len();
+        let l = valid.first().map_or(0, Vec::len);
         assert_eq!(cache.batch(), b, "cache batch must match the input batch");
-        let device = embeds.device();
+        let device = self.device();
         let positions = self.extend_positions(cache, valid);
         assert!(
             positions
@@ -474,18 +492,13 @@ impl<B: Backend> LlamaModel<B> {
         let (cos_q, sin_q) = self.rope.at(positions.clone(), b, l, heads);
         let (cos_k, sin_k) = self.rope.at(positions, b, l, kv_heads);
         let mask = attention_mask::<B>(&cache.valid, l, kv_heads, heads / kv_heads, &device);
-        let ctx = StepContext {
+        StepContext {
             cos_q,
             sin_q,
             cos_k,
             sin_k,
             mask,
-        };
-        let mut x = embeds;
-        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = layer.forward(x, &self.rope, &ctx, layer_cache);
         }
-        self.norm.forward(x)
     }
 
     /// Appends the new positions' validity to the cache and returns their position ids `[B·L]`.

@@ -23,7 +23,10 @@ pub struct Connector<B: Backend> {
 }
 
 impl<B: Backend> Connector<B> {
-    /// v2 init: weights normal(0, 0.02), biases zero (HF `_init_weights`).
+    /// v2 init: weights normal(0, 0.02), biases zero (HF `_init_weights`), drawn now from the
+    /// backend RNG. (burn initialises a parameter lazily, at its first use, by default: the
+    /// draw would then depend on whatever the RNG holds at that moment, and every clone made
+    /// before it would draw weights of its own.)
     pub fn new(d_rec: usize, hidden: usize, device: &B::Device) -> Self {
         let layer = |i: usize, o: usize| {
             let mut lin = LinearConfig::new(i, o)
@@ -32,6 +35,7 @@ impl<B: Backend> Connector<B> {
                     std: 0.02,
                 })
                 .init(device);
+            lin.weight = Param::from_tensor(lin.weight.val());
             lin.bias = Some(Param::from_tensor(Tensor::zeros([o], device)));
             lin
         };
@@ -162,7 +166,7 @@ impl<B: Backend> AlignedModel<B> {
 
     /// Input embeddings of a right-padded batch `[B, L]` with the connector outputs added at
     /// the placeholder positions: `[B, L, H]`.
-    fn batch_embeds(
+    pub(super) fn batch_embeds(
         &self,
         batch: &[&Sample],
         len: usize,
@@ -200,17 +204,18 @@ impl<B: Backend> AlignedModel<B> {
     /// Causal-LM cross-entropy over the trained tokens of a batch (HF shift-by-one: position
     /// `t` predicts token `t + 1`). Only the trained positions go through the output head.
     pub fn loss(&self, batch: &[&Sample], features: &RecFeatures<'_>) -> BatchLoss<B> {
-        let device = self.llm.device();
-        let len = batch.iter().map(|s| s.ids.len()).max().unwrap_or(0);
+        let (len, valid) = padding(batch);
         let embeds = self.batch_embeds(batch, len, features);
-        let valid: Vec<Vec<bool>> = batch
-            .iter()
-            .map(|s| (0..len).map(|t| t < s.ids.len()).collect())
-            .collect();
         let mut cache = self.llm.new_cache(batch.len());
         let hidden = self.llm.forward_embeds(embeds, &valid, &mut cache); // [B, L, H]
-        let h = self.llm.hidden_size();
+        self.head_loss(hidden, batch)
+    }
 
+    /// The loss of [`loss`](Self::loss) from the final-norm hidden states `[B, L, H]` of the
+    /// right-padded batch.
+    pub(super) fn head_loss(&self, hidden: Tensor<B, 3>, batch: &[&Sample]) -> BatchLoss<B> {
+        let device = self.llm.device();
+        let [_, len, h] = hidden.dims();
         let mut from = Vec::new();
         let mut targets = Vec::new();
         for (row, s) in batch.iter().enumerate() {
@@ -282,6 +287,17 @@ impl<B: Backend> AlignedModel<B> {
         }
         Ok((both.user, both.item))
     }
+}
+
+/// The padded length of a right-padded batch and, per row, which of its positions are real
+/// tokens.
+pub(super) fn padding(batch: &[&Sample]) -> (usize, Vec<Vec<bool>>) {
+    let len = batch.iter().map(|s| s.ids.len()).max().unwrap_or(0);
+    let valid = batch
+        .iter()
+        .map(|s| (0..len).map(|t| t < s.ids.len()).collect())
+        .collect();
+    (len, valid)
 }
 
 /// The pair saved to `connectors.safetensors`.

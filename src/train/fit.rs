@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainSection;
 use super::aligned::{AlignedModel, RecFeatures};
+use super::recompute::accumulate_checkpointed;
 use super::samples::Sample;
 use crate::error::{Error, Result};
 use crate::llm::batching::length_sorted_batches;
@@ -186,6 +187,16 @@ pub fn micro_batches<'s>(
         .collect()
 }
 
+/// How one optimizer step runs besides its batch.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSettings {
+    pub lr: f64,
+    pub max_grad_norm: f64,
+    /// `Some(seed)`: gradient checkpointing per layer ([`super::recompute`]), its dropout
+    /// masks drawn from `seed`; `None`: every activation kept for one backward pass.
+    pub checkpointing: Option<u64>,
+}
+
 /// One optimizer step over the micro-batches of a batch: token-weighted gradient accumulation,
 /// global-norm clipping, the optimizer update. Returns the updated model and the batch loss.
 pub fn train_step<B: AutodiffBackend, O: Optimizer<AlignedModel<B>, B>>(
@@ -193,23 +204,34 @@ pub fn train_step<B: AutodiffBackend, O: Optimizer<AlignedModel<B>, B>>(
     optim: &mut O,
     parts: &[Vec<&Sample>],
     features: &RecFeatures<'_>,
-    lr: f64,
-    max_grad_norm: f64,
+    step: StepSettings,
 ) -> (AlignedModel<B>, f64) {
     let batch_tokens: usize = parts.iter().flatten().map(|s| trained_tokens(s)).sum();
     let mut acc = GradientsAccumulator::new();
     let mut batch_loss = 0.0;
-    for part in parts {
-        let out = model.loss(part, features);
-        let share = out.tokens as f64 / batch_tokens.max(1) as f64;
-        let loss = out.loss.mul_scalar(share);
-        batch_loss += loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        acc.accumulate(&model, grads);
+    for (k, part) in parts.iter().enumerate() {
+        let share = trained_tokens_of(part) as f64 / batch_tokens.max(1) as f64;
+        match step.checkpointing {
+            Some(seed) => {
+                let seed = crate::seed::derive(seed, "micro_batch", &[k as u64]);
+                let out = accumulate_checkpointed(&model, part, features, share, seed, &mut acc);
+                batch_loss += out.loss;
+            }
+            None => {
+                let loss = model.loss(part, features).loss.mul_scalar(share);
+                batch_loss += loss.clone().into_scalar().elem::<f64>();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                acc.accumulate(&model, grads);
+            }
+        }
     }
     let mut grads = acc.grads();
-    clip_global_norm::<B, _>(&model, &mut grads, max_grad_norm);
-    (optim.step(lr, model, grads), batch_loss)
+    clip_global_norm::<B, _>(&model, &mut grads, step.max_grad_norm);
+    (optim.step(step.lr, model, grads), batch_loss)
+}
+
+fn trained_tokens_of(part: &[&Sample]) -> usize {
+    part.iter().map(|s| trained_tokens(s)).sum()
 }
 
 /// Trains for `s.epochs` (resuming from a checkpoint when one matches) and returns the best
@@ -275,14 +297,14 @@ pub fn fit<B: AutodiffBackend>(
             seed_step::<B>(&device, s.seed, epoch, k);
             let lr = linear_schedule(state.step, warmup, total, section.lr);
             let parts = micro_batches(batch, train, micro);
-            let (next, batch_loss) = train_step(
-                model,
-                &mut optim,
-                &parts,
-                train_features,
+            let step = StepSettings {
                 lr,
-                section.max_grad_norm,
-            );
+                max_grad_norm: section.max_grad_norm,
+                checkpointing: section.gradient_checkpointing.then(|| {
+                    crate::seed::derive(s.seed, "training.checkpointing", &[epoch as u64, k as u64])
+                }),
+            };
+            let (next, batch_loss) = train_step(model, &mut optim, &parts, train_features, step);
             ensure_finite(
                 &format!("the training loss at step {} (epoch {epoch})", state.step),
                 batch_loss,

@@ -15,6 +15,7 @@
 pub mod aligned;
 pub mod base;
 pub mod fit;
+pub mod recompute;
 pub mod samples;
 
 use std::path::Path;
@@ -121,6 +122,12 @@ pub struct TrainSection {
     /// Validate each epoch on at most this many records (0 = all).
     pub valid_records: usize,
     pub seed: SeedSetting,
+    /// Recompute each decoder layer's activations in the backward pass instead of keeping
+    /// them ([`recompute`]): peak memory no longer grows with depth × length², for one more
+    /// forward pass per step. Left out of the fingerprint when off, so specs written before
+    /// the setting existed keep their stage hashes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gradient_checkpointing: bool,
 }
 
 /// `[train]` as written: the preset-decided keys are optional, so the preset can fill the ones
@@ -144,6 +151,7 @@ struct TrainToml {
     max_records: usize,
     valid_records: usize,
     seed: SeedSetting,
+    gradient_checkpointing: bool,
 }
 
 impl Default for TrainToml {
@@ -165,6 +173,7 @@ impl Default for TrainToml {
             max_records: 0,
             valid_records: 0,
             seed: SeedSetting::Run,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -189,6 +198,7 @@ impl From<TrainToml> for TrainSection {
             max_records: t.max_records,
             valid_records: t.valid_records,
             seed: t.seed,
+            gradient_checkpointing: t.gradient_checkpointing,
         }
     }
 }

@@ -144,9 +144,19 @@ fn run_with_lr(
         lr,
         ..Default::default()
     };
+    run_section(s, seed, dir, recorder, &section)
+}
+
+fn run_section(
+    s: &Setup,
+    seed: u64,
+    dir: &Path,
+    recorder: &mut dyn Recorder,
+    section: &TrainSection,
+) -> recx::Result<(Vec<f32>, usize)> {
     let settings = FitSettings {
         epochs: 3,
-        section: &section,
+        section,
         seed,
         key: "test".into(),
         checkpoints: dir.to_path_buf(),
@@ -238,6 +248,39 @@ fn interrupted_alignment_training_resumes_to_the_same_model() {
     let other = tempfile::tempdir().unwrap();
     let diff = run(&s, 4, other.path(), &mut Measurements::default()).unwrap();
     assert_ne!(diff.0, full.0, "another seed, other weights");
+}
+
+#[test]
+fn gradient_checkpointing_trains_the_model_a_plain_run_trains() {
+    // The scratch model has no dropout, so the two differ only in floating-point summation
+    // order (the unit test in train/recompute.rs covers dropout).
+    let _rng = crate::serial::burn_rng();
+    let s = setup();
+    let section = |gradient_checkpointing| TrainSection {
+        epochs: 3,
+        batch_size: 8,
+        micro_batch_size: 4,
+        lr: 0.01,
+        gradient_checkpointing,
+        ..Default::default()
+    };
+    let (plain_m, checkpointed_m) = (&mut Measurements::default(), &mut Measurements::default());
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let plain = run_section(&s, 3, a.path(), plain_m, &section(false)).unwrap();
+    let checkpointed = run_section(&s, 3, b.path(), checkpointed_m, &section(true)).unwrap();
+    assert_eq!(plain.1, checkpointed.1, "the same best epoch");
+    let largest = plain.0.iter().fold(0f32, |m, w| m.max(w.abs()));
+    for (p, c) in plain.0.iter().zip(&checkpointed.0) {
+        assert!((p - c).abs() <= 1e-4 * largest, "{p} vs {c}");
+    }
+    let losses =
+        |m: &Measurements| -> Vec<f64> { m.series["valid_loss"].iter().map(|p| p.1).collect() };
+    for (p, c) in losses(plain_m).iter().zip(losses(checkpointed_m)) {
+        assert!(
+            (p - c).abs() <= 1e-5 * p.abs(),
+            "validation loss {p} vs {c}"
+        );
+    }
 }
 
 #[test]
