@@ -214,8 +214,8 @@ pub fn train_step<B: AutodiffBackend, O: Optimizer<AlignedModel<B>, B>>(
         match step.checkpointing {
             Some(seed) => {
                 let seed = crate::seed::derive(seed, "micro_batch", &[k as u64]);
-                let out = accumulate_checkpointed(&model, part, features, share, seed, &mut acc);
-                batch_loss += out.loss;
+                batch_loss +=
+                    accumulate_checkpointed(&model, part, features, share, seed, &mut acc);
             }
             None => {
                 let loss = model.loss(part, features).loss.mul_scalar(share);

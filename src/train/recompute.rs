@@ -27,18 +27,10 @@ use super::aligned::{AlignedModel, RecFeatures, padding};
 use super::samples::Sample;
 use crate::seed;
 
-/// A micro-batch's loss and what validation-style bookkeeping needs, after its gradients were
-/// added to the accumulator.
-pub struct MicroBatchResult {
-    /// The loss times `share` (the micro-batch's part of the step loss).
-    pub loss: f64,
-    pub tokens: usize,
-    pub correct: usize,
-}
-
 /// Adds the gradient of `share · loss(batch)` to `acc`, recomputing each layer's activations
-/// during the backward pass (see the module docs). `seed` identifies the micro-batch within
-/// the run: dropout masks are drawn from it.
+/// during the backward pass (see the module docs), and returns `share · loss(batch)` (the
+/// micro-batch's part of the step loss). `seed` identifies the micro-batch within the run:
+/// dropout masks are drawn from it.
 pub fn accumulate_checkpointed<B: AutodiffBackend>(
     model: &AlignedModel<B>,
     batch: &[&Sample],
@@ -46,7 +38,7 @@ pub fn accumulate_checkpointed<B: AutodiffBackend>(
     share: f64,
     seed: u64,
     acc: &mut GradientsAccumulator<AlignedModel<B>>,
-) -> MicroBatchResult {
+) -> f64 {
     let device = model.llm.device();
     let reseed = |layer: usize| B::seed(&device, seed::derive(seed, "layer", &[layer as u64]));
     let (len, valid) = padding(batch);
@@ -67,8 +59,10 @@ pub fn accumulate_checkpointed<B: AutodiffBackend>(
 
     // The head: final norm, output projection, cross-entropy.
     let top = x.require_grad();
-    let out = model.head_loss(model.llm.norm.forward(top.clone()), batch);
-    let loss = out.loss.mul_scalar(share);
+    let loss = model
+        .head_loss(model.llm.norm.forward(top.clone()), batch)
+        .loss
+        .mul_scalar(share);
     let value = loss.clone().into_scalar().elem::<f64>();
     let grads = loss.backward();
     let mut upstream = top
@@ -92,11 +86,7 @@ pub fn accumulate_checkpointed<B: AutodiffBackend>(
         let grads = vector_jacobian(embeds, upstream).backward();
         acc.accumulate(model, GradientsParams::from_grads(grads, model));
     }
-    MicroBatchResult {
-        loss: value,
-        tokens: out.tokens,
-        correct: out.correct,
-    }
+    value
 }
 
 /// Whether the input embeddings of `batch` depend on a trained parameter: the embedding
@@ -238,7 +228,7 @@ mod tests {
 
         fn checkpointed(&self, model: &AlignedModel<B>, seed: u64) -> (f64, Vec<Vec<f32>>) {
             let mut acc = GradientsAccumulator::new();
-            let out = accumulate_checkpointed(
+            let loss = accumulate_checkpointed(
                 model,
                 &self.batch(),
                 &self.features(),
@@ -246,7 +236,7 @@ mod tests {
                 seed,
                 &mut acc,
             );
-            (out.loss, flatten(model, &acc.grads()))
+            (loss, flatten(model, &acc.grads()))
         }
 
         /// One tracked forward and backward through every layer, drawing dropout masks as the
