@@ -201,11 +201,14 @@ fn measure<C: Backend>(threads: usize, device: &C::Device) {
 
     let mut model = trainable_model(base.model, true, section, Some(rec.dim), seed);
     let mut optim = adamw();
-    {
-        let warm = batches[0][0].clone();
-        let out = model.loss(&warm, &features);
-        let _ = out.loss.backward();
-    }
+    // Warm-up: one step over the first micro-batch at learning rate 0, through the same path
+    // as the timed steps (checkpointed or not), so it leaves the model as it was.
+    let warm = StepSettings {
+        lr: 0.0,
+        max_grad_norm: section.max_grad_norm,
+        checkpointing: checkpointing.then_some(seed),
+    };
+    (model, _) = train_step(model, &mut optim, &batches[0][..1], &features, warm);
     bench_support::reset_peak_rss();
     let before = bench_support::rss_mb().unwrap_or(f64::NAN);
     let t = Instant::now();

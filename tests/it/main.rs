@@ -36,6 +36,7 @@ mod judge_offline;
 mod llm_chat;
 mod llm_chat_sharegpt;
 mod llm_cli;
+mod llm_copy;
 mod llm_generate;
 mod llm_golden;
 mod llm_tokenizer;
