@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use recx::llm::device::Cpu;
-use recx::llm::{LlamaConfig, LlamaModel};
+use recx::llm::{LlamaModel, ScratchModel};
 
 type B = Autodiff<Cpu>;
 
@@ -23,9 +23,11 @@ const N: usize = 5;
 const SEP: i64 = 1;
 const BATCH: usize = 16;
 
-/// The quickstart's decoder shape (2 layers, 4 heads over 2 KV heads) at width 128.
+/// The from-scratch decoder as the quickstart builds it (`[llm.scratch]` defaults).
 fn decoder(vocab: usize) -> LlamaModel<B> {
-    LlamaConfig::new(vocab, 128, 352, 2, 4, 2).init::<B>(&Default::default(), 7)
+    ScratchModel::default()
+        .config(vocab)
+        .init::<B>(&Default::default(), 7)
 }
 
 /// A batch of sequences and the answer tokens to predict (the `y`s).
