@@ -99,7 +99,8 @@ def main():
         optim.step()
         optim.zero_grad()
 
-    loss, _ = loss_of(batches[0][0])  # warm-up, as recx
+    # Warm-up over the first micro-batch (recx: a whole step at learning rate 0 there).
+    loss, _ = loss_of(batches[0][0])
     loss.backward()
     optim.zero_grad()
     real = sum(len(s["ids"]) for parts in batches for m in parts for s in m)

@@ -206,7 +206,7 @@ pub fn train_step<B: AutodiffBackend, O: Optimizer<AlignedModel<B>, B>>(
     features: &RecFeatures<'_>,
     step: StepSettings,
 ) -> (AlignedModel<B>, f64) {
-    let batch_tokens: usize = parts.iter().flatten().map(|s| trained_tokens(s)).sum();
+    let batch_tokens: usize = parts.iter().map(|p| trained_tokens_of(p)).sum();
     let mut acc = GradientsAccumulator::new();
     let mut batch_loss = 0.0;
     for (k, part) in parts.iter().enumerate() {
