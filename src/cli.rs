@@ -57,6 +57,8 @@ pub enum Command {
     Report(crate::cli_report::ReportArgs),
     /// Print the metric differences of two runs with paired tests.
     Compare { a: String, b: String },
+    /// Read people's ratings from an annotation sheet that `recx report` wrote (paper Fig. 3).
+    ImportRatings(crate::cli_report::ImportRatingsArgs),
     /// Build a dataset outside a run, or print a built dataset's statistics.
     #[command(subcommand)]
     Data(crate::data::DataCommand),
@@ -239,6 +241,7 @@ fn dispatch(cli: Cli, progress: &Progress) -> Result<std::process::ExitCode> {
         Command::Export(args) => cmd_export(&open_store(&cli.store)?, &args).map(|_| ok()),
         Command::Report(args) => crate::cli_report::cmd_report(&cli.store, &args),
         Command::Compare { a, b } => crate::cli_report::cmd_compare(&cli.store, &a, &b),
+        Command::ImportRatings(args) => crate::cli_report::cmd_import_ratings(&cli.store, &args),
         Command::Data(cmd) => crate::data::run_data(cmd, cli.quiet)
             .map(|_| ok())
             .map_err(Into::into),

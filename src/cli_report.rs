@@ -1,5 +1,6 @@
-//! `recx report` and `recx compare`: select runs from the store and hand them to the report
-//! module as plain data (the report module never sees the store).
+//! `recx report`, `recx compare` and `recx import-ratings`: select runs from the store and hand
+//! them to the report module as plain data (the report module never sees the store); the
+//! annotation sheet for people's ratings goes beside each report.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::cli::{ok, open_store};
+use crate::judge::human;
 use crate::report::{ReportOptions, RunData, compare, render_comparison, render_report};
 use crate::store::{RunRecord, Store};
 
@@ -41,6 +43,16 @@ pub struct ReportArgs {
     /// Open the report in a browser when it is written ($BROWSER, else the desktop's opener).
     #[arg(long)]
     pub open: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportRatingsArgs {
+    /// The filled `annotation/sheet.csv` of a report.
+    pub sheet: PathBuf,
+    /// Whose ratings these are (default: the sheet's file name without `.csv`). Importing again
+    /// under the same name replaces that annotator's ratings.
+    #[arg(long)]
+    pub annotator: Option<String>,
 }
 
 pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCode> {
@@ -83,9 +95,38 @@ pub fn cmd_report(root: &Path, args: &ReportArgs) -> Result<std::process::ExitCo
     for note in &summary.notes {
         println!("note: {note}");
     }
+    let annotation = out_dir.join("annotation");
+    if let Some(sheet) = human::write_sheet(&store, &runs, &annotation)? {
+        println!(
+            "annotation sheet of {} explanations for people to rate (blinded, shuffled): {}",
+            sheet.rows,
+            sheet.path.display()
+        );
+    }
     if args.open {
         open_in_browser(&out_dir.join("index.html"))?;
     }
+    Ok(ok())
+}
+
+pub fn cmd_import_ratings(root: &Path, args: &ImportRatingsArgs) -> Result<std::process::ExitCode> {
+    let annotator = match &args.annotator {
+        Some(name) => name.clone(),
+        None => args
+            .sheet
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let store = open_store(root)?;
+    let imported = human::import_ratings(&store, &args.sheet, &annotator)
+        .with_context(|| format!("importing ratings from {}", args.sheet.display()))?;
+    println!(
+        "{annotator}: {} ratings recorded for {} explanation stage(s), {} rows left blank; \
+         `recx report` shows them as human.rating_mean and in the ratings figure",
+        imported.rated, imported.stages, imported.blank
+    );
     Ok(ok())
 }
 

@@ -22,6 +22,8 @@ use crate::openai::{Azure, Endpoint, ask_all};
 use crate::pipeline::{Resolved, Stage, StageContext, StageKind, StageSettings};
 use crate::spec::{RawSpec, Validate, Validator, limits};
 
+pub mod human;
+
 /// The stage's output file: one rating per explanation.
 pub const RATINGS: &str = "ratings.jsonl";
 
@@ -133,6 +135,16 @@ traits of the user's history and thoroughly analyses the consistency or inconsis
 the user's preferences and the target item.\n\
 Be objective, and do not let the length of the answer influence your judgement. Give your \
 score in the form <score>label</score>, for example <score>C</score>.";
+
+/// The rubric's four levels, one line each (`A: ...` to `D: ...`), for people rating by hand.
+pub fn rubric_levels() -> String {
+    let is_level = |l: &&str| matches!(l.as_bytes(), [b'A'..=b'D', b':', ..]);
+    RUBRIC
+        .lines()
+        .filter(is_level)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// The full judge prompt for one explanation.
 pub fn judge_prompt(e: &Explanation) -> String {

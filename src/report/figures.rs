@@ -19,7 +19,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::group::{Group, Summary};
-use super::{CONFUSION_MARK, EXAMPLE_RATING, Figure, PARAM_TASKS};
+use super::{CONFUSION_MARK, EXAMPLE_HUMAN_RATING, EXAMPLE_RATING, Figure, PARAM_TASKS};
 use crate::error::IoContext;
 use crate::{Error, Result, stats};
 
@@ -793,10 +793,23 @@ pub(crate) fn curves(groups: &[Group], names: &[String], dir: &Path) -> Result<V
     Ok(out)
 }
 
-/// The judge's rating distribution per group and explainer (paper Fig. 3), when the runs rated
-/// examples: the aligned model's ratings (`judge.rating`) and those of the other explainers the
-/// explanation stage ran (`judge.rating.unaligned`, `judge.rating.external`).
-pub(crate) fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
+/// Who rated the explanations in a rating-distribution figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Raters {
+    /// The LLM judge ([`EXAMPLE_RATING`]).
+    Judge,
+    /// People, through the report's annotation sheet ([`EXAMPLE_HUMAN_RATING`]).
+    Human,
+}
+
+/// The rating distribution per group and explainer (paper Fig. 3), when the runs' explanations
+/// were rated: the aligned model's ratings (`judge.rating`, `human.rating`) and those of the
+/// other explainers the explanation stage ran (`….unaligned`, `….external`).
+pub(crate) fn ratings(groups: &[Group], raters: Raters, dir: &Path) -> Result<Vec<Figure>> {
+    let (metric, who, id) = match raters {
+        Raters::Judge => (EXAMPLE_RATING, "judge", "ratings"),
+        Raters::Human => (EXAMPLE_HUMAN_RATING, "human", "human_ratings"),
+    };
     let levels: Vec<String> = (0..4).map(|k| format!("RATING-{k}")).collect();
     let mut categories = Vec::new();
     let mut fractions = Vec::new();
@@ -807,7 +820,7 @@ pub(crate) fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
     ];
     for g in groups {
         for (suffix, name) in explainers {
-            let key = format!("{EXAMPLE_RATING}{suffix}");
+            let key = format!("{metric}{suffix}");
             let mut counts = [0usize; 4];
             for r in &g.runs {
                 for (_, v) in r.examples.get(&key).into_iter().flatten() {
@@ -827,15 +840,20 @@ pub(crate) fn ratings(groups: &[Group], dir: &Path) -> Result<Vec<Figure>> {
         return Ok(Vec::new());
     }
     let plot = StackedBars {
-        title: "Explanation ratings".into(),
+        title: format!("Explanation ratings ({who})"),
         categories,
         levels,
         fractions,
     };
     let caption = format!(
-        "Distribution of judge ratings ({EXAMPLE_RATING}) per group and explainer, pooled over seeds (paper Fig. 3)."
+        "Distribution of {who} ratings ({metric}) per group and explainer, pooled over seeds{} (paper Fig. 3).",
+        if raters == Raters::Human {
+            " and annotators"
+        } else {
+            ""
+        }
     );
-    Ok(vec![save(&plot, dir, "ratings", caption)?])
+    Ok(vec![save(&plot, dir, id, caption)?])
 }
 
 /// Splits `<stage>.confusion/<true>/<pred>` into (`<stage>.`, true, pred).

@@ -23,7 +23,8 @@
 //! - `examples`: per-example results, metric name → (example id, value). Binary metrics (values
 //!   all 0 or 1) are compared with McNemar, others with Wilcoxon, a paired permutation test and the
 //!   paired t-test. Example ids pair the two runs. [`EXAMPLE_RATING`] (`judge.rating`, integers
-//!   0–3) feeds the rating-distribution figure (paper Fig. 3).
+//!   0–3) and [`EXAMPLE_HUMAN_RATING`] (`human.rating`, people's ratings) feed the
+//!   rating-distribution figures (paper Fig. 3).
 //!
 //! # What comes out (`out_dir`)
 //! The page leads with what an experiment is for: the paper's Tables 1–3 with Table 1's baseline
@@ -71,6 +72,9 @@ pub const PARAM_MODE: &str = "alignment.mode";
 pub const PARAM_TASKS: &str = "alignment.tasks";
 /// Per-example judge ratings, integers 0–3 (paper Fig. 3).
 pub const EXAMPLE_RATING: &str = "judge.rating";
+/// Per-example ratings by people (`recx import-ratings`), integers 0–3, one per case and
+/// annotator (ids `<case>@<annotator>`): the human panel of paper Fig. 3.
+pub const EXAMPLE_HUMAN_RATING: &str = "human.rating";
 /// Marks confusion-matrix counts in metric names: `<stage>.confusion/<true>/<predicted>`.
 pub const CONFUSION_MARK: &str = "confusion/";
 

@@ -9,13 +9,13 @@
 use std::path::Path;
 
 use super::Section;
-use super::figures::{self, BarSeries};
+use super::figures::{self, BarSeries, Raters};
 use super::group::{Group, fmt_summary, result_metrics};
 use super::table::Table;
 use crate::Result;
 
 /// The stages with a section, in pipeline order: metric prefix, title, what the numbers are.
-const STAGES: [(&str, &str, &str); 6] = [
+const STAGES: [(&str, &str, &str); 7] = [
     (
         "recommender",
         "Target recommender",
@@ -46,6 +46,13 @@ const STAGES: [(&str, &str, &str); 6] = [
         "Ratings of the explanations (0–3, paper Table 2 and Fig. 3).",
     ),
     (
+        "human",
+        "Human ratings",
+        "People's ratings of the explanations on the judge's scale (0–3, paper Fig. 3), read \
+         back with `recx import-ratings` from the annotation sheet written beside this report; \
+         `annotators` counts who rated.",
+    ),
+    (
         "discriminator",
         "Distinction classifier and score predictor",
         "Paper Table 3 and Fig. 4: which explainer wrote an explanation, and how well a predictor \
@@ -67,6 +74,7 @@ pub(crate) fn is_bookkeeping(name: &str) -> bool {
                 | "best_epoch"
                 | "distinct"
                 | "rated"
+                | "annotators"
                 | "errors"
                 | "explanations"
                 | "train_samples"
@@ -136,7 +144,8 @@ pub(crate) fn stage_sections(groups: &[Group], figures_dir: &Path) -> Result<Vec
             figs.extend(figures::ablation(groups, &names, figures_dir)?);
         }
         match stage {
-            "judge" => figs.extend(figures::ratings(groups, figures_dir)?),
+            "judge" => figs.extend(figures::ratings(groups, Raters::Judge, figures_dir)?),
+            "human" => figs.extend(figures::ratings(groups, Raters::Human, figures_dir)?),
             "discriminator" => figs.extend(figures::confusions(groups, figures_dir)?),
             _ => {}
         }

@@ -3,7 +3,11 @@
 //! Layout under the store root (`results/` by default):
 //! - `db/`: the sled database (one process at a time; a second gets [`Error::StoreLocked`]);
 //! - `artifacts/<stage>/<hash>/`: finished stage outputs (written by the runner);
-//! - `runs/<run id>/log.txt`: the run's log.
+//! - `runs/<run id>/log.txt`: the run's log;
+//! - `annotations/<stage hash>/`: measurements taken of a finished stage's outputs after the fact
+//!   (people's ratings of the explanation stage's answers, `recx import-ratings`), as files
+//!   only: `<source>.measurements.json` joins the stage's own measurements as
+//!   `<source>.<metric>`, and the files beside it are the annotating module's own.
 //!
 //! Measurements belong to stage executions (keyed by stage hash), not to runs: a stage shared by
 //! several runs is computed and measured once, and each run sees it through its stage list.
@@ -24,6 +28,16 @@ use crate::error::{Error, IoContext, Result};
 use crate::pipeline::Measurements;
 
 const SEP: char = '\u{0}';
+
+/// Names the files under `annotations/<hash>/` that hold a source's attached measurements.
+const ATTACHED_SUFFIX: &str = ".measurements.json";
+
+/// Measurements attached to a finished stage (see [`Store::attach_measurements`]).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct AttachedFile {
+    scalars: BTreeMap<String, f64>,
+    examples: BTreeMap<String, Vec<(String, f64)>>,
+}
 
 /// A tree's raw `(key, value)` pairs, as copied between stores.
 pub type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -107,6 +121,51 @@ impl Store {
     /// `runs/<run id>` (may not exist yet).
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
         self.root.join("runs").join(run_id)
+    }
+
+    /// `annotations/<stage hash>` (may not exist yet): what was measured of the stage's outputs
+    /// after it finished.
+    pub fn annotation_dir(&self, hash: &str) -> PathBuf {
+        self.root.join("annotations").join(hash)
+    }
+
+    /// Attaches `m` to the finished stage `hash` as the measurements of `source` (e.g. `human`),
+    /// replacing what `source` attached before; runs with that stage then report them as
+    /// `<source>.<metric>`.
+    pub fn attach_measurements(&self, hash: &str, source: &str, m: &Measurements) -> Result<()> {
+        let file = AttachedFile {
+            scalars: m.scalars.clone(),
+            examples: m.examples.clone(),
+        };
+        let path = self
+            .annotation_dir(hash)
+            .join(format!("{source}{ATTACHED_SUFFIX}"));
+        let text = serde_json::to_vec_pretty(&file).expect("records serialize");
+        crate::fsutil::write_atomic(&path, &text)
+    }
+
+    /// The measurements attached to stage `hash`, by source.
+    fn attached_measurements(&self, hash: &str) -> Result<Vec<(String, AttachedFile)>> {
+        let dir = self.annotation_dir(hash);
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let path = entry.at(&dir)?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(source) = name.strip_suffix(ATTACHED_SUFFIX) {
+                let text = std::fs::read(&path).at(&path)?;
+                let file = serde_json::from_slice(&text).map_err(|e| Error::BadInput {
+                    file: path.clone(),
+                    line: e.line(),
+                    reason: e.to_string(),
+                })?;
+                out.push((source.to_string(), file));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Writes everything to disk.
@@ -338,6 +397,15 @@ impl Store {
             }
             for (m, v) in self.stage_examples(hash)? {
                 out.examples.insert(name(&m), v);
+            }
+            for (source, file) in self.attached_measurements(hash)? {
+                let name = |m: &str| format!("{source}.{m}");
+                for (m, v) in file.scalars {
+                    out.scalars.insert(name(&m), v);
+                }
+                for (m, v) in file.examples {
+                    out.examples.insert(name(&m), v);
+                }
             }
         }
         Ok(out)
