@@ -21,8 +21,9 @@ use crate::error::Result;
 use crate::fsutil::{read_jsonl, write_jsonl};
 use crate::llm::batching::length_sorted_batches;
 use crate::llm::chat::ChatTemplate;
+use crate::llm::constrain::ListGrammar;
 use crate::llm::generate::{
-    Decoding, EmbeddingAddition, GenerateOptions, generate, next_token_logits,
+    Decoding, EmbeddingAddition, GenerateOptions, generate, generate_lists, next_token_logits,
 };
 use crate::llm::tokenizer::Tokenizer;
 use crate::llm::{LlamaModel, load_model};
@@ -57,6 +58,29 @@ pub struct EvalSection {
     pub binary_max_new_tokens: usize,
     /// `model_max_length`; prompts keep their first `max_len - max_new_tokens` tokens.
     pub max_len: usize,
+    /// How ranking answers are decoded: `free` (the paper's greedy decoding) or `candidates`
+    /// (greedy within the lists of the prompt's candidates, [`crate::llm::constrain`]). Left
+    /// out of the serialized spec when `free`, so specs without it keep their hashes.
+    #[serde(skip_serializing_if = "RankDecoding::is_free")]
+    pub rank_decoding: RankDecoding,
+}
+
+crate::spec_enum! {
+    /// How `uidiid2rank` answers are decoded.
+    #[derive(Default)]
+    pub enum RankDecoding ("rank decoding") {
+        /// Free greedy decoding, as the paper's evaluation.
+        #[default]
+        Free = "free",
+        /// Greedy decoding restricted to lists of the prompt's candidates, each once.
+        Candidates = "candidates",
+    }
+}
+
+impl RankDecoding {
+    fn is_free(&self) -> bool {
+        *self == RankDecoding::Free
+    }
 }
 
 impl Default for EvalSection {
@@ -71,6 +95,7 @@ impl Default for EvalSection {
             title_max_new_tokens: 200,
             binary_max_new_tokens: 100,
             max_len: 1024,
+            rank_decoding: RankDecoding::Free,
         }
     }
 }
@@ -306,6 +331,43 @@ impl<'a, B: Backend> Evaluator<'a, B> {
             .collect()
     }
 
+    /// Greedy ranking answers restricted to lists of each record's candidates.
+    fn candidate_lists(
+        &self,
+        records: &[&TaskRecord],
+        batch: &[Sample],
+        rec: &RecInputs,
+        ds: &Dataset,
+    ) -> Result<Vec<String>> {
+        let opts = self.options(self.section.rank_max_new_tokens, Decoding::Greedy);
+        let grammars = records
+            .iter()
+            .map(|r| {
+                let titles: Vec<&str> = r.candidates.iter().map(|&i| ds.title(i)).collect();
+                let first = titles
+                    .iter()
+                    .map(|t| self.tokenizer.encode(t, false))
+                    .collect::<Result<Vec<_>>>()?;
+                let later = titles
+                    .iter()
+                    .map(|t| {
+                        self.tokenizer
+                            .encode(&format!("{}{t}", self.separator), false)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ListGrammar::new(first, later, opts.stop_tokens.clone()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (prompts, additions) = self.cut_prompts(batch, rec, opts.max_new_tokens);
+        generate_lists(&self.model.llm, &prompts, &additions, &opts, &grammars)
+            .into_iter()
+            .map(|g| {
+                let text = self.tokenizer.decode(&g.tokens, false)?;
+                Ok(self.template.cut_at_stops(&text).to_string())
+            })
+            .collect()
+    }
+
     /// `(logit Yes, logit No)` at the last position of each prompt, cut to
     /// `max_len - binary_max_new_tokens` tokens as the original's.
     fn yes_no(&self, batch: &[Sample], rec: &RecInputs) -> Result<Vec<(f32, f32)>> {
@@ -361,6 +423,17 @@ impl<'a, B: Backend> Evaluator<'a, B> {
                     .map(|(a, r)| {
                         let (hit, ndcg) = metrics::hit_ndcg_at_k(a, &r.answer, 5);
                         scored(a, vec![("hit@5", hit), ("ndcg@5", ndcg)])
+                    })
+                    .collect()
+            }
+            Task::UidIid2Rank if s.rank_decoding == RankDecoding::Candidates => {
+                let answers = self.candidate_lists(records, batch, rec, ds)?;
+                answers
+                    .iter()
+                    .zip(records)
+                    .map(|(a, r)| {
+                        let ndcg = metrics::ranking_ndcg(a, &labels(r), sep);
+                        scored(std::slice::from_ref(a), vec![("ndcg@5", ndcg)])
                     })
                     .collect()
             }

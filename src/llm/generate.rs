@@ -15,6 +15,7 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use rand::Rng;
 use rand::SeedableRng;
 
+use super::constrain::{ListGrammar, ListState, mask_to};
 use super::model::{KvCache, LlamaModel};
 
 /// A vector added onto the input embedding of prompt `row` at token position `pos` (a position
@@ -270,8 +271,38 @@ pub fn generate<B: Backend>(
             num_return.min(num_beams),
             length_penalty,
         ),
-        _ => sample_or_greedy(model, prompts, additions, opts, &mut |_, _| true),
+        _ => sample_or_greedy(model, prompts, additions, opts, None, &mut |_, _| true),
     }
+}
+
+/// Greedy or sampled generation in which prompt i's answer must be a list of
+/// `grammars[i]` ([`ListGrammar`]): the model's choice among the tokens that continue one.
+pub fn generate_lists<B: Backend>(
+    model: &LlamaModel<B>,
+    prompts: &[Vec<u32>],
+    additions: &[EmbeddingAddition<B>],
+    opts: &GenerateOptions,
+    grammars: &[ListGrammar],
+) -> Vec<Generated> {
+    assert!(
+        !matches!(opts.decoding, Decoding::Beam { .. }),
+        "list answers are decoded greedily or sampled"
+    );
+    assert_eq!(grammars.len(), prompts.len(), "one grammar per prompt");
+    if prompts.is_empty() {
+        return Vec::new();
+    }
+    sample_or_greedy(
+        model,
+        prompts,
+        additions,
+        opts,
+        Some(grammars),
+        &mut |_, _| true,
+    )
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Greedy or sampled generation (beam search has no running answer to stream) that hands each
@@ -292,7 +323,7 @@ pub fn generate_streaming<B: Backend>(
     if prompts.is_empty() {
         return Vec::new();
     }
-    sample_or_greedy(model, prompts, additions, opts, on_token)
+    sample_or_greedy(model, prompts, additions, opts, None, on_token)
 }
 
 fn sample_or_greedy<B: Backend>(
@@ -300,8 +331,12 @@ fn sample_or_greedy<B: Backend>(
     prompts: &[Vec<u32>],
     additions: &[EmbeddingAddition<B>],
     opts: &GenerateOptions,
+    grammars: Option<&[ListGrammar]>,
     on_token: &mut dyn FnMut(usize, u32) -> bool,
 ) -> Vec<Vec<Generated>> {
+    let mut states: Vec<ListState> = grammars
+        .map(|g| g.iter().map(ListGrammar::start).collect())
+        .unwrap_or_default();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(match opts.decoding {
         Decoding::Sample { seed, .. } => seed,
         _ => 0,
@@ -327,6 +362,9 @@ fn sample_or_greedy<B: Backend>(
         for (row, &prompt) in live.iter().enumerate() {
             let l = &mut logits[row];
             constrain(l, opts, generated);
+            if let Some(g) = grammars {
+                mask_to(l, &g[prompt].allowed(&states[prompt]));
+            }
             let token = match opts.decoding {
                 Decoding::Sample {
                     temperature, top_p, ..
@@ -335,6 +373,9 @@ fn sample_or_greedy<B: Backend>(
             };
             out[prompt].score += log_softmax(l)[token];
             out[prompt].tokens.push(token as u32);
+            if let Some(g) = grammars {
+                states[prompt] = g[prompt].advance(&states[prompt], token as u32);
+            }
             go_on &= on_token(prompt, token as u32);
             if !opts.stop_tokens.contains(&(token as u32)) {
                 keep.push(row);

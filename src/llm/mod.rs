@@ -16,6 +16,7 @@ pub mod batching;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod constrain;
 pub mod device;
 pub mod generate;
 pub mod gguf;

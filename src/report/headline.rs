@@ -18,7 +18,7 @@ use super::figures::{self, BarSeries};
 use super::group::{Group, Summary, baseline_index, fmt_num, fmt_summary, seed_test};
 use super::paper::{PaperColumn, judge_label, paper_method, published_values};
 use super::table::Table;
-use super::table1::{BASELINES, aligned_label};
+use super::table1::{BASELINES, PARAM_RANK_DECODING, aligned_label, rank_decoding_note};
 use super::{PARAM_TASKS, ReportOptions, Section};
 use crate::{Error, Result, stats};
 
@@ -162,10 +162,12 @@ fn explainer_rows<'a>(groups: &'a [Group], columns: &[PaperColumn]) -> Vec<Row<'
 /// task (if exactly one did) keeps it and the others get their group label added.
 fn group_names(groups: &[Group], paper: bool) -> Vec<String> {
     let base = |g: &Group| -> String {
+        let rank_decoding = g.param(PARAM_RANK_DECODING);
         if paper {
-            paper_method(g).map_or_else(|| g.label.clone(), str::to_string)
+            let name = paper_method(g).map_or_else(|| g.label.clone(), str::to_string);
+            format!("{name}{}", rank_decoding_note(rank_decoding))
         } else {
-            aligned_label(g.param(super::PARAM_MODE))
+            aligned_label(g.param(super::PARAM_MODE), rank_decoding)
         }
     };
     let full = |g: &Group| matches!(g.param(PARAM_TASKS), None | Some("") | Some("[]"));

@@ -56,8 +56,31 @@ pub fn baseline_rows(run: &RunData) -> Vec<Row> {
         .collect()
 }
 
-/// The aligned model's row label: its alignment mode as the paper names it.
-pub(crate) fn aligned_label(mode: Option<&str>) -> String {
+/// Param naming how ranking answers were decoded (absent: freely, as the paper).
+pub const PARAM_RANK_DECODING: &str = "eval.rank_decoding";
+
+/// What a row label adds when the LLM rows' ranking answers were decoded within the candidates.
+pub(crate) fn rank_decoding_note(rank_decoding: Option<&str>) -> &'static str {
+    match rank_decoding {
+        Some("candidates") => "; T2 decoded within the candidates",
+        _ => "",
+    }
+}
+
+/// The aligned model's row label: its alignment mode as the paper names it, and how its
+/// ranking answers were decoded when not freely.
+pub(crate) fn aligned_label(mode: Option<&str>, rank_decoding: Option<&str>) -> String {
+    let label = mode_label(mode);
+    match rank_decoding_note(rank_decoding) {
+        "" => label,
+        note => match label.strip_suffix(')') {
+            Some(open) => format!("{open}{note})"),
+            None => format!("{label} ({})", &note[2..]),
+        },
+    }
+}
+
+fn mode_label(mode: Option<&str>) -> String {
     match mode {
         Some("behaviour") => "aligned, behaviour (RecExplainer-B setup)".into(),
         Some("intention") => "aligned, intention (RecExplainer-I setup)".into(),
@@ -91,7 +114,10 @@ pub fn run_table1(run: &RunData, opts: &ReportOptions) -> Option<Table> {
         return None;
     }
     let aligned = Row {
-        label: aligned_label(run.params.get(PARAM_MODE).map(String::as_str)),
+        label: aligned_label(
+            run.params.get(PARAM_MODE).map(String::as_str),
+            run.params.get(PARAM_RANK_DECODING).map(String::as_str),
+        ),
         prefix: "eval.".into(),
     };
     let has_aligned = COLUMNS
@@ -138,10 +164,17 @@ pub fn run_table1(run: &RunData, opts: &ReportOptions) -> Option<Table> {
          records (up to {pairs} per task). A mark on a baseline cell tests the aligned model \
          against it example by example (McNemar for 0/1 values, Wilcoxon otherwise; \
          Holm-corrected over {} cells): + aligned higher, − aligned lower, * p < 0.05, \
-         ** p < 0.01, *** p < 0.001, ns not significant; – not measured.",
+         ** p < 0.01, *** p < 0.001, ns not significant; – not measured.{}",
         run.run_id,
         run.seed,
-        tests.len()
+        tests.len(),
+        if rank_decoding_note(run.params.get(PARAM_RANK_DECODING).map(String::as_str)).is_empty() {
+            ""
+        } else {
+            " T2: the LLM rows' ranking answers were decoded within the candidates, each named \
+             once (eval.rank_decoding = \"candidates\"; the paper decodes freely), as Random \
+             and Popularity order the candidates."
+        }
     );
     let mut table = Table::new("table1_run", caption, header);
     let cell = |row: &Row, m: &str, mark: Option<&String>| {
@@ -227,6 +260,27 @@ mod tests {
         assert_eq!(t.rows[1][1], "0.7500 ns", "5 discordant pairs");
         assert_eq!(t.rows[2][1], "0.8333");
         assert_eq!(t.rows[0][4], "–", "T3 not measured");
+    }
+
+    #[test]
+    fn a_ranking_decoded_within_the_candidates_is_named_in_the_label_and_caption() {
+        let mut r = run();
+        r.params
+            .insert(PARAM_RANK_DECODING.into(), "candidates".into());
+        let t = run_table1(&r, &ReportOptions::default()).unwrap();
+        assert_eq!(
+            t.rows[2][0],
+            "aligned, both (RecExplainer-H setup; T2 decoded within the candidates)"
+        );
+        assert!(t.caption.contains("decoded within the candidates"));
+        assert_eq!(
+            aligned_label(None, Some("candidates")),
+            "aligned (T2 decoded within the candidates)"
+        );
+        assert_eq!(
+            aligned_label(Some("both"), Some("free")),
+            "aligned, both (RecExplainer-H setup)"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod fit;
 pub mod recompute;
 pub mod samples;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::ElementConversion;
@@ -30,8 +31,8 @@ pub use base::{Base, load_base, scratch_titles};
 pub use fit::FitSettings;
 pub use samples::{Sample, SampleBuilder};
 
-use crate::alignment::Mode;
 use crate::alignment::record::{AlignmentRecord, TaskRecord};
+use crate::alignment::{Mode, Task};
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::read_jsonl;
@@ -119,6 +120,12 @@ pub struct TrainSection {
     pub max_len: usize,
     /// Train on at most this many records, drawn with the seed (0 = all).
     pub max_records: usize,
+    /// At most this many training records of a task (keys: task names as in the alignment
+    /// files' `type`, or `sharegpt`), drawn with the seed before `max_records` draws from what
+    /// is left: a CPU-sized run can keep every record of a small task while cutting a large
+    /// one. Tasks not named keep all their records. Left out of the fingerprint when empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_max_records: BTreeMap<String, usize>,
     /// Validate each epoch on at most this many records (0 = all).
     pub valid_records: usize,
     pub seed: SeedSetting,
@@ -149,6 +156,7 @@ struct TrainToml {
     train_embeddings: bool,
     max_len: usize,
     max_records: usize,
+    task_max_records: BTreeMap<String, usize>,
     valid_records: usize,
     seed: SeedSetting,
     gradient_checkpointing: bool,
@@ -171,6 +179,7 @@ impl Default for TrainToml {
             train_embeddings: true,
             max_len: 1024,
             max_records: 0,
+            task_max_records: BTreeMap::new(),
             valid_records: 0,
             seed: SeedSetting::Run,
             gradient_checkpointing: false,
@@ -196,6 +205,7 @@ impl From<TrainToml> for TrainSection {
             train_embeddings: t.train_embeddings,
             max_len: t.max_len,
             max_records: t.max_records,
+            task_max_records: t.task_max_records,
             valid_records: t.valid_records,
             seed: t.seed,
             gradient_checkpointing: t.gradient_checkpointing,
@@ -233,6 +243,15 @@ impl Validate for TrainSection {
         v.count("lora_r", self.lora_r, 0, limits::MAX_WIDTH);
         v.count("max_len", self.max_len, 0, limits::MAX_TOKENS);
         v.count("max_records", self.max_records, 0, limits::MAX_ENTITIES);
+        for (task, &n) in &self.task_max_records {
+            let key = format!("task_max_records.{task}");
+            let known = task == "sharegpt" || task.parse::<Task>().is_ok();
+            v.check(known, &key, || {
+                let names: Vec<&str> = Task::ALL.iter().map(|t| t.as_str()).collect();
+                format!("not a task; expected {} | sharegpt", names.join(" | "))
+            });
+            v.count(&key, n, 1, limits::MAX_ENTITIES);
+        }
         v.count("valid_records", self.valid_records, 0, limits::MAX_ENTITIES);
         v.positive("max_grad_norm", self.max_grad_norm, 1e6);
         v.positive("lora_alpha", self.lora_alpha, 1e6);
@@ -378,6 +397,40 @@ impl LlmStageBody for TrainStage {
 }
 
 /// Records of one split (`train`, `valid`), read from the alignment-data stage's folder.
+/// Keeps at most `caps[task]` records of each named task, drawn with the seed, in file order.
+fn cap_tasks(
+    records: Vec<AlignmentRecord>,
+    caps: &BTreeMap<String, usize>,
+    seed: u64,
+) -> Vec<AlignmentRecord> {
+    if caps.is_empty() {
+        return records;
+    }
+    // Each capped task's records are drawn by index, so the others keep their places.
+    let mut keep = vec![true; records.len()];
+    for (n, (task, &cap)) in caps.iter().enumerate() {
+        let mine: Vec<usize> = (0..records.len())
+            .filter(|&i| records[i].type_name() == task)
+            .collect();
+        let kept = subsample(
+            mine.clone(),
+            cap,
+            crate::seed::derive(seed, "train.task_records", &[n as u64]),
+        );
+        for i in mine {
+            keep[i] = false;
+        }
+        for i in kept {
+            keep[i] = true;
+        }
+    }
+    records
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect()
+}
+
 pub fn read_split(dir: &Path, split: &str) -> Result<Vec<AlignmentRecord>> {
     read_jsonl(&dir.join(format!("{split}.jsonl")))
 }
@@ -526,7 +579,11 @@ fn train<B: AutodiffBackend>(ctx: &mut StageContext<'_>, device: &B::Device) -> 
     let out = ctx.out_dir().to_path_buf();
 
     let train_records = subsample(
-        read_split(&align_dir, "train")?,
+        cap_tasks(
+            read_split(&align_dir, "train")?,
+            &section.task_max_records,
+            seed,
+        ),
         section.max_records,
         crate::seed::derive(seed, "train.records", &[0]),
     );
@@ -683,5 +740,67 @@ mod tests {
             TrainSection::preset(TrainPreset::V2).fingerprint()
         );
         assert_ne!(written.fingerprint(), TrainSection::default().fingerprint());
+    }
+
+    fn records(task: Task, n: usize) -> Vec<AlignmentRecord> {
+        (0..n)
+            .map(|i| {
+                AlignmentRecord::Task(TaskRecord {
+                    task,
+                    question: format!("{task} {i}"),
+                    answer: String::new(),
+                    slots: vec![],
+                    uid: Some(i as u32),
+                    iid: -1,
+                    target: None,
+                    candidates: vec![],
+                    ranking: vec![],
+                    history: vec![],
+                    item_tokens: vec![],
+                    template_set: String::new(),
+                    template: 0,
+                })
+            })
+            .collect()
+    }
+
+    fn questions(rs: &[AlignmentRecord]) -> Vec<String> {
+        rs.iter()
+            .map(|r| match r {
+                AlignmentRecord::Task(t) => t.question.clone(),
+                AlignmentRecord::Chat(_) => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_task_cap_thins_that_task_only_and_keeps_file_order() {
+        let mut all = records(Task::Uid2Hist, 10);
+        all.extend(records(Task::UidIid2Binary, 4));
+        let caps = BTreeMap::from([("uid2hist".to_string(), 3)]);
+        let kept = questions(&cap_tasks(all.clone(), &caps, 7));
+        assert_eq!(kept.len(), 7);
+        assert_eq!(kept.iter().filter(|q| q.starts_with("uid2hist")).count(), 3);
+        assert!(
+            kept.ends_with(&questions(&all[10..])),
+            "binary untouched, in order"
+        );
+        assert_eq!(kept, questions(&cap_tasks(all.clone(), &caps, 7)), "seeded");
+        assert_eq!(cap_tasks(all.clone(), &BTreeMap::new(), 7).len(), 14);
+        // Unset, the key leaves the stage's fingerprint alone; an unknown task is refused.
+        let mut section = TrainSection::default();
+        assert!(
+            !section
+                .fingerprint()
+                .to_string()
+                .contains("task_max_records")
+        );
+        section.task_max_records.insert("uid2histt".into(), 3);
+        let mut v = Validator::default();
+        section.validate(&mut v);
+        assert!(
+            format!("{v:?}").contains("task_max_records.uid2histt"),
+            "{v:?}"
+        );
     }
 }

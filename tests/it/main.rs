@@ -29,6 +29,7 @@ mod data_readers;
 mod data_stage;
 mod discriminator_stage;
 mod encoder_minilm;
+mod eval_rank_decoding;
 mod human_ratings;
 mod judge_azure;
 mod judge_cancel;
