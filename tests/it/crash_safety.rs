@@ -33,7 +33,7 @@ sharegpt_valid = 0
 
 /// The spec with the minute-scale LLM settings the pipeline tests share.
 fn spec_text() -> String {
-    format!("{SPEC}{}", include_str!("../fixtures/tiny_llm.toml"))
+    format!("{SPEC}{}", crate::e2e_support::TINY_LLM)
 }
 
 fn recx(store: &Path, spec: &Path) -> Command {

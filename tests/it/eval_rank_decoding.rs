@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::e2e_support::run_spec;
-
-const TINY_LLM: &str = include_str!("../fixtures/tiny_llm.toml");
+use crate::e2e_support::{TINY_LLM, run_spec, tiny_pipeline_spec};
 
 fn spec() -> String {
     // Room for five titles of several tokens each (the fixture's 40 cut the lists short).
@@ -16,30 +14,7 @@ fn spec() -> String {
         .replace("[eval]\n", "[eval]\nrank_decoding = \"candidates\"\n")
         .replace("rank_max_new_tokens = 40", "rank_max_new_tokens = 200");
     assert!(llm.contains("rank_max_new_tokens = 200"));
-    format!(
-        r#"
-[experiment]
-name = "ranked"
-seeds = [6]
-
-[data]
-source = "games-mini"
-
-[recommender]
-model = "sasrec"
-embedding_size = 16
-n_heads = 2
-inner_size = 32
-epochs = 1
-
-[alignment]
-mode = "both"
-sharegpt_train = 0
-sharegpt_valid = 0
-{llm}
-rows = ["random", "zero-shot"]
-"#
-    )
+    tiny_pipeline_spec("ranked", 6, "both", &llm, r#"["random", "zero-shot"]"#)
 }
 
 /// The ranking answers of one stage's `answers.jsonl`, by row (`""` for the aligned model):

@@ -9,40 +9,15 @@ use std::process::Output;
 use recx::explain::Explanation;
 use recx::store::Store;
 
-use crate::e2e_support::run_spec;
+use crate::e2e_support::{TINY_LLM, run_spec, tiny_pipeline_spec};
 
-/// The test-scale LLM stages; explanations by the aligned model and the unaligned backbone.
-const TINY_LLM: &str = include_str!("../fixtures/tiny_llm.toml");
-
+/// The tiny pipeline with explanations by the aligned model and the unaligned backbone.
 fn spec() -> String {
     let llm = TINY_LLM.replace(
         "[explain]\n",
         "[explain]\nexplainers = [\"aligned\", \"unaligned\"]\n",
     );
-    format!(
-        r#"
-[experiment]
-name = "annotate"
-seeds = [4]
-
-[data]
-source = "games-mini"
-
-[recommender]
-model = "sasrec"
-embedding_size = 16
-n_heads = 2
-inner_size = 32
-epochs = 1
-
-[alignment]
-mode = "behaviour"
-sharegpt_train = 0
-sharegpt_valid = 0
-{llm}
-rows = ["random"]
-"#
-    )
+    tiny_pipeline_spec("annotate", 4, "behaviour", &llm, r#"["random"]"#)
 }
 
 fn recx(store: &Path, args: &[&str]) -> Output {
@@ -191,32 +166,23 @@ fn an_annotation_sheet_goes_out_blinded_and_its_ratings_come_back_per_annotator(
     bad[3][5] = "E".into();
     bad[0][5] = "A".into();
     let bad_sheet = dir.join("bad.csv");
-    write_sheet(&bad_sheet, &header, &bad);
-    let out = recx(
-        &ran.store,
-        &[
+    let refused = |rows: &[Vec<String>]| {
+        write_sheet(&bad_sheet, &header, rows);
+        let args = [
             "import-ratings",
             bad_sheet.to_str().unwrap(),
             "--annotator",
             "ann",
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+        ];
+        let out = recx(&ran.store, &args);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused(&bad);
     assert!(err.contains("bad.csv:5: rating \"E\""), "{err}");
     let mut unknown = rows.clone();
     unknown[1][0] = "0123456789ab".into();
-    write_sheet(&bad_sheet, &header, &unknown);
-    let out = recx(
-        &ran.store,
-        &[
-            "import-ratings",
-            bad_sheet.to_str().unwrap(),
-            "--annotator",
-            "ann",
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&unknown);
     assert!(
         err.contains("bad.csv:3: row \"0123456789ab\" is not an explanation"),
         "{err}"

@@ -15,6 +15,7 @@ use recx::plan::Plan;
 use recx::spec::Spec;
 use recx::store::Store;
 
+use crate::e2e_support::TINY_LLM;
 use crate::judge_support;
 
 use judge_support::{MemCache, Reply, ask, error_reply, ok_reply, scripted_server, section};
@@ -96,9 +97,6 @@ fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
 fn spec_text(port: u16) -> String {
     spec_with(port, "", true)
 }
-
-/// The test-scale LLM stages; the file ends inside its `[baselines]` table.
-const TINY_LLM: &str = include_str!("../fixtures/tiny_llm.toml");
 
 fn spec_with(port: u16, alignment_extra: &str, judge: bool) -> String {
     let last_table = TINY_LLM.rsplit("\n[").next().unwrap_or_default();

@@ -46,7 +46,7 @@ max_tokens = 16
 concurrency = 2
 lenient = true
 {}"#,
-        include_str!("../fixtures/tiny_llm.toml")
+        crate::e2e_support::TINY_LLM
     )
 }
 

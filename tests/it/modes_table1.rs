@@ -31,7 +31,7 @@ fn merge(base: &mut Value, over: &Value) {
 
 fn scaled_down_modes_spec() -> String {
     let mut spec: Value = toml::from_str(include_str!("../../experiments/modes.toml")).unwrap();
-    let tiny: Value = toml::from_str(include_str!("../fixtures/tiny_llm.toml")).unwrap();
+    let tiny: Value = toml::from_str(crate::e2e_support::TINY_LLM).unwrap();
     let small_recommender: Value = toml::from_str(
         "[recommender]\nembedding_size = 16\nn_heads = 2\ninner_size = 32\nepochs = 2\n",
     )

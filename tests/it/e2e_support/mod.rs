@@ -38,3 +38,42 @@ pub fn run_spec(spec: &str) -> Ran {
         stdout,
     }
 }
+
+/// The test-scale LLM stages (`tests/fixtures/tiny_llm.toml`); it ends inside `[baselines]`.
+pub const TINY_LLM: &str = include_str!("../../fixtures/tiny_llm.toml");
+
+/// A whole spec at test scale on `games-mini`: a one-epoch tiny SASRec, alignment data in
+/// `mode` without ShareGPT, then `llm` (usually [`TINY_LLM`], edited) and `baseline_rows`
+/// appended to its `[baselines]` table.
+pub fn tiny_pipeline_spec(
+    name: &str,
+    seed: u64,
+    mode: &str,
+    llm: &str,
+    baseline_rows: &str,
+) -> String {
+    format!(
+        r#"
+[experiment]
+name = "{name}"
+seeds = [{seed}]
+
+[data]
+source = "games-mini"
+
+[recommender]
+model = "sasrec"
+embedding_size = 16
+n_heads = 2
+inner_size = 32
+epochs = 1
+
+[alignment]
+mode = "{mode}"
+sharegpt_train = 0
+sharegpt_valid = 0
+{llm}
+rows = {baseline_rows}
+"#
+    )
+}
