@@ -14,7 +14,13 @@ fn spec() -> String {
         .replace("[eval]\n", "[eval]\nrank_decoding = \"candidates\"\n")
         .replace("rank_max_new_tokens = 40", "rank_max_new_tokens = 200");
     assert!(llm.contains("rank_max_new_tokens = 200"));
-    tiny_pipeline_spec("ranked", 6, "both", &llm, r#"["random", "zero-shot"]"#)
+    tiny_pipeline_spec(
+        "ranked",
+        6,
+        r#"mode = "both""#,
+        &llm,
+        r#"rows = ["random", "zero-shot"]"#,
+    )
 }
 
 /// The ranking answers of one stage's `answers.jsonl`, by row (`""` for the aligned model):

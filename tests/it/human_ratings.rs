@@ -17,7 +17,13 @@ fn spec() -> String {
         "[explain]\n",
         "[explain]\nexplainers = [\"aligned\", \"unaligned\"]\n",
     );
-    tiny_pipeline_spec("annotate", 4, "behaviour", &llm, r#"["random"]"#)
+    tiny_pipeline_spec(
+        "annotate",
+        4,
+        r#"mode = "behaviour""#,
+        &llm,
+        r#"rows = ["random"]"#,
+    )
 }
 
 fn recx(store: &Path, args: &[&str]) -> Output {

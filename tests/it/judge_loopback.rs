@@ -15,7 +15,7 @@ use recx::plan::Plan;
 use recx::spec::Spec;
 use recx::store::Store;
 
-use crate::e2e_support::TINY_LLM;
+use crate::e2e_support::{TINY_LLM, tiny_pipeline_spec};
 use crate::judge_support;
 
 use judge_support::{MemCache, Reply, ask, error_reply, ok_reply, scripted_server, section};
@@ -99,42 +99,22 @@ fn spec_text(port: u16) -> String {
 }
 
 fn spec_with(port: u16, alignment_extra: &str, judge: bool) -> String {
-    let last_table = TINY_LLM.rsplit("\n[").next().unwrap_or_default();
-    assert!(
-        last_table.starts_with("baselines]"),
-        "tests/fixtures/tiny_llm.toml must end in its [baselines] table: `rows` is appended there"
-    );
-    format!(
-        r#"
-[experiment]
-name = "judge"
-seeds = [3]
-
-[data]
-source = "games-mini"
-
-[recommender]
-model = "sasrec"
-embedding_size = 16
-n_heads = 2
-inner_size = 32
-epochs = 1
-
-[alignment]
-mode = "behaviour"
-sharegpt_train = 0
-sharegpt_valid = 0
-{alignment_extra}
-
-[judge]
+    let llm = format!(
+        r#"[judge]
 enabled = {judge}
 model = "judge"
 base_url = "http://127.0.0.1:{port}/v1"
 api_key_env = "RECX_TEST_JUDGE_KEY"
-{TINY_LLM}
-# The external-ICL baseline row asks the same endpoint; these tests count the judge's requests.
-rows = ["random", "popularity"]
-"#
+{TINY_LLM}"#
+    );
+    tiny_pipeline_spec(
+        "judge",
+        3,
+        &format!("mode = \"behaviour\"\n{alignment_extra}"),
+        &llm,
+        // The external-ICL baseline row asks the same endpoint; these tests count the judge's
+        // requests.
+        r#"rows = ["random", "popularity"]"#,
     )
 }
 

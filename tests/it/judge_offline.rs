@@ -13,30 +13,11 @@ use recx::serve::{ModelSource, ServeConfig, Server};
 use recx::spec::Spec;
 use recx::store::Store;
 
+use crate::e2e_support::tiny_pipeline_spec;
+
 fn spec_text(base_url: &str) -> String {
-    format!(
-        r#"
-[experiment]
-name = "offline"
-seeds = [5]
-
-[data]
-source = "games-mini"
-
-[recommender]
-model = "sasrec"
-embedding_size = 16
-n_heads = 2
-inner_size = 32
-epochs = 1
-
-[alignment]
-# A mode with <user>/<item> tokens: the served run is asked a uid2hist prompt below.
-mode = "both"
-sharegpt_train = 0
-sharegpt_valid = 0
-
-[judge]
+    let llm = format!(
+        r#"[judge]
 enabled = true
 model = "smollm2"
 base_url = "{base_url}"
@@ -47,7 +28,9 @@ concurrency = 2
 lenient = true
 {}"#,
         crate::e2e_support::TINY_LLM
-    )
+    );
+    // A mode with <user>/<item> tokens: the served run is asked a uid2hist prompt below.
+    tiny_pipeline_spec("offline", 5, r#"mode = "both""#, &llm, "")
 }
 
 fn server(source: ModelSource, name: &str) -> Server {

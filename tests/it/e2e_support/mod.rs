@@ -42,16 +42,21 @@ pub fn run_spec(spec: &str) -> Ran {
 /// The test-scale LLM stages (`tests/fixtures/tiny_llm.toml`); it ends inside `[baselines]`.
 pub const TINY_LLM: &str = include_str!("../../fixtures/tiny_llm.toml");
 
-/// A whole spec at test scale on `games-mini`: a one-epoch tiny SASRec, alignment data in
-/// `mode` without ShareGPT, then `llm` (usually [`TINY_LLM`], edited) and `baseline_rows`
-/// appended to its `[baselines]` table.
+/// A whole spec at test scale on `games-mini`: a one-epoch tiny SASRec, then `alignment`'s
+/// lines in `[alignment]` (the mode; ShareGPT is off), then `llm` (usually [`TINY_LLM`], edited,
+/// after any other tables) and `baselines`' lines appended to its closing `[baselines]` table.
 pub fn tiny_pipeline_spec(
     name: &str,
     seed: u64,
-    mode: &str,
+    alignment: &str,
     llm: &str,
-    baseline_rows: &str,
+    baselines: &str,
 ) -> String {
+    let last_table = llm.rsplit("\n[").next().unwrap_or_default();
+    assert!(
+        last_table.starts_with("baselines]"),
+        "the LLM part must end in its [baselines] table: the baseline lines are appended there"
+    );
     format!(
         r#"
 [experiment]
@@ -69,11 +74,12 @@ inner_size = 32
 epochs = 1
 
 [alignment]
-mode = "{mode}"
 sharegpt_train = 0
 sharegpt_valid = 0
+{alignment}
+
 {llm}
-rows = {baseline_rows}
+{baselines}
 "#
     )
 }
