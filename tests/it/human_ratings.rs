@@ -9,7 +9,7 @@ use std::process::Output;
 use recx::explain::Explanation;
 use recx::store::Store;
 
-use crate::e2e_support::{TINY_LLM, run_spec, tiny_pipeline_spec};
+use crate::e2e_support::{TINY_LLM, recx, run_spec, tiny_pipeline_spec};
 
 /// The tiny pipeline with explanations by the aligned model and the unaligned backbone.
 fn spec() -> String {
@@ -24,15 +24,6 @@ fn spec() -> String {
         &llm,
         r#"rows = ["random"]"#,
     )
-}
-
-fn recx(store: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_recx"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn ok(out: &Output) -> String {

@@ -47,13 +47,7 @@ fn server(source: ModelSource, name: &str) -> Server {
 }
 
 fn recx(store: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_recx"))
-        .arg("--quiet")
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
+    crate::e2e_support::recx(store, &[&["--quiet"], args].concat())
 }
 
 #[test]

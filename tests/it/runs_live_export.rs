@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::e2e_support::recx;
 use recx::error::Result;
 use recx::pipeline::{Progress, Resolved, Stage, StageContext, StageKind};
 
@@ -70,15 +71,6 @@ impl Stage for Waiting {
 fn plan(text: &str, registry: &[Box<dyn Stage>]) -> Plan {
     let spec = Spec::parse(Path::new("t.toml"), text).unwrap();
     Plan::resolve(&spec, registry).unwrap()
-}
-
-fn recx(store: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_recx"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -126,14 +126,8 @@ fn damage(root: &Path, how: &str) {
     std::fs::write(&path, damaged).unwrap();
 }
 
-fn recx(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_recx"))
-        .arg("--quiet")
-        .arg("--store")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap()
+fn recx(store: &Path, args: &[&str]) -> std::process::Output {
+    crate::e2e_support::recx(store, &[&["--quiet"], args].concat())
 }
 
 /// Opening the damaged store either fails with `StoreDamaged` naming the database and the

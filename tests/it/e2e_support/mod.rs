@@ -1,7 +1,17 @@
 //! Running `recx run` on a spec written into a temporary folder, as a user would.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `recx --store <store> ARGS` to the end and returns what it printed.
+pub fn recx(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recx"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
+}
 
 /// A finished `recx run`: its store and standard output (the temporary folder holding them
 /// lives as long as the value).
