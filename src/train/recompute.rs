@@ -304,4 +304,65 @@ mod tests {
             }
         }
     }
+
+    /// Every trained parameter's values, in the model's parameter order.
+    struct Values(Vec<Vec<f32>>);
+
+    impl ModuleVisitor<B> for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if param.val().is_require_grad() {
+                self.0.push(param.val().into_data().to_vec().expect("f32"));
+            }
+        }
+    }
+
+    fn values(model: &AlignedModel<B>) -> Vec<Vec<f32>> {
+        let mut v = Values(Vec::new());
+        model.visit(&mut v);
+        v.0
+    }
+
+    /// What one plain SGD step at learning rate 1 subtracts from each parameter: the step's
+    /// gradient (clipping disabled), with the batch split into `parts`.
+    fn sgd_step_gradient(
+        fixture: &Fixture,
+        pretrained: bool,
+        parts: &[Vec<&Sample>],
+        checkpointing: Option<u64>,
+    ) -> Vec<Vec<f32>> {
+        let m = model(pretrained, 0.0);
+        let before = values(&m);
+        let mut optim = burn::optim::SgdConfig::new().init::<B, AlignedModel<B>>();
+        let step = crate::train::fit::StepSettings {
+            lr: 1.0,
+            max_grad_norm: 1e12,
+            checkpointing,
+        };
+        let (after, _) =
+            crate::train::fit::train_step(m, &mut optim, parts, &fixture.features(), step);
+        before
+            .iter()
+            .zip(values(&after))
+            .map(|(b, a)| b.iter().zip(&a).map(|(x, y)| x - y).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_steps_gradient_does_not_depend_on_how_its_batch_is_split_into_micro_batches() {
+        let fixture = Fixture::new();
+        let s = &fixture.samples;
+        for pretrained in [false, true] {
+            for checkpointing in [None, Some(5)] {
+                let whole =
+                    sgd_step_gradient(&fixture, pretrained, &[fixture.batch()], checkpointing);
+                let split = sgd_step_gradient(
+                    &fixture,
+                    pretrained,
+                    &[vec![&s[0]], vec![&s[1], &s[2]]],
+                    checkpointing,
+                );
+                assert_close(&split, &whole);
+            }
+        }
+    }
 }
