@@ -23,7 +23,8 @@ use crate::llm::batching::length_sorted_batches;
 use crate::llm::chat::ChatTemplate;
 use crate::llm::constrain::ListGrammar;
 use crate::llm::generate::{
-    Decoding, EmbeddingAddition, GenerateOptions, generate, generate_lists, next_token_logits,
+    Decoding, EmbeddingAddition, GenerateOptions, Generated, generate, generate_lists,
+    next_token_logits,
 };
 use crate::llm::tokenizer::Tokenizer;
 use crate::llm::{LlamaModel, load_model};
@@ -320,15 +321,14 @@ impl<'a, B: Backend> Evaluator<'a, B> {
         let (prompts, additions) = self.cut_prompts(batch, rec, opts.max_new_tokens);
         let out = generate(&self.model.llm, &prompts, &additions, opts);
         out.into_iter()
-            .map(|gens| {
-                gens.into_iter()
-                    .map(|g| {
-                        let text = self.tokenizer.decode(&g.tokens, false)?;
-                        Ok(self.template.cut_at_stops(&text).to_string())
-                    })
-                    .collect()
-            })
+            .map(|gens| gens.iter().map(|g| self.answer_text(g)).collect())
             .collect()
+    }
+
+    /// A generated answer as text, cut at the template's stop strings.
+    fn answer_text(&self, g: &Generated) -> Result<String> {
+        let text = self.tokenizer.decode(&g.tokens, false)?;
+        Ok(self.template.cut_at_stops(&text).to_string())
     }
 
     /// Greedy ranking answers restricted to lists of each record's candidates.
@@ -360,11 +360,8 @@ impl<'a, B: Backend> Evaluator<'a, B> {
             .collect::<Result<Vec<_>>>()?;
         let (prompts, additions) = self.cut_prompts(batch, rec, opts.max_new_tokens);
         generate_lists(&self.model.llm, &prompts, &additions, &opts, &grammars)
-            .into_iter()
-            .map(|g| {
-                let text = self.tokenizer.decode(&g.tokens, false)?;
-                Ok(self.template.cut_at_stops(&text).to_string())
-            })
+            .iter()
+            .map(|g| self.answer_text(g))
             .collect()
     }
 

@@ -195,11 +195,7 @@ pub fn measurements(ratings: &[HumanRating]) -> Measurements {
 
 /// The filled rows of a sheet, `(row id, rating)`, and the number of blank ones.
 fn read_filled(sheet: &Path, index: &HashMap<String, Row>) -> Result<(Vec<(String, u8)>, usize)> {
-    let bad = |line: u64, reason: String| Error::BadInput {
-        file: sheet.to_path_buf(),
-        line: line as usize,
-        reason,
-    };
+    let bad = |line: u64, reason: String| Error::bad_input(sheet, line as usize, reason);
     let bytes = std::fs::read(sheet).at(sheet)?;
     // The line a record starts on, from its byte offset (fields may hold line breaks; the
     // reader's offset can sit before the previous record's line end).

@@ -155,13 +155,7 @@ impl Store {
             let path = entry.at(&dir)?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if let Some(source) = name.strip_suffix(ATTACHED_SUFFIX) {
-                let text = std::fs::read(&path).at(&path)?;
-                let file = serde_json::from_slice(&text).map_err(|e| Error::BadInput {
-                    file: path.clone(),
-                    line: e.line(),
-                    reason: e.to_string(),
-                })?;
-                out.push((source.to_string(), file));
+                out.push((source.to_string(), repair::read_json(&path)?));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));

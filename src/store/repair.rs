@@ -123,7 +123,7 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(super) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read(path).at(path)?;
     serde_json::from_slice(&text)
         .map_err(|e| Error::bad_input(path, e.line(), format!("unreadable record: {e}")))
